@@ -1,0 +1,99 @@
+package dev.anvil.engine.model;
+
+import dev.anvil.kernels.Backend;
+import dev.anvil.kernels.Buffer;
+import dev.anvil.kernels.DType;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The activations a forward pass keeps for the backward pass, and the scratch gradients of the
+ * backward pass, for {@code b} rows of up to {@code t} positions (ops given a shorter {@code t}
+ * use a prefix of each buffer). Allocated once and reused every step.
+ */
+final class Activations implements AutoCloseable {
+
+    /** Activations of one block. */
+    record Block(Buffer ln1, Buffer ln1Mean, Buffer ln1Rstd, Buffer qkv, Buffer atty, Buffer lse, Buffer attproj,
+                 Buffer residual2, Buffer ln2, Buffer ln2Mean, Buffer ln2Rstd, Buffer fch, Buffer fchGelu,
+                 Buffer fcproj, Buffer residual3) {
+    }
+
+    /**
+     * Backward-pass scratch, shared by all blocks (each buffer is consumed within one block's
+     * backward); {@code dresidual} carries the residual stream's gradient from block to block.
+     */
+    record Scratch(Buffer dresidual, Buffer dln, Buffer datty, Buffer dqkv, Buffer dfch, Buffer dfchGelu) {
+    }
+
+    final int b;
+    final int t;
+    final Buffer tokens;
+    final Buffer targets;
+    final Buffer encoded;
+    final Block[] blocks;
+    final Buffer lnf;
+    final Buffer lnfMean;
+    final Buffer lnfRstd;
+    final Buffer logits;
+    final Buffer losses;
+
+    /** Gradient scratch of the backward pass, or {@code null} for inference. */
+    final Scratch scratch;
+
+    private final List<Buffer> owned = new ArrayList<>();
+    private final Backend backend;
+
+    Activations(Backend backend, GptConfig config, int b, int t, boolean training) {
+        this.backend = backend;
+        this.b = b;
+        this.t = t;
+        long n = (long) b * t;
+        int c = config.channels();
+        tokens = alloc(DType.INT32, n);
+        targets = alloc(DType.INT32, n);
+        encoded = alloc(DType.FP32, n * c);
+        blocks = new Block[config.numLayers()];
+        for (int l = 0; l < blocks.length; l++) {
+            blocks[l] = new Block(alloc(DType.FP32, n * c), alloc(DType.FP32, n), alloc(DType.FP32, n),
+                    alloc(DType.FP32, 3 * n * c), alloc(DType.FP32, n * c),
+                    alloc(DType.FP32, (long) b * config.numHeads() * t), alloc(DType.FP32, n * c),
+                    alloc(DType.FP32, n * c), alloc(DType.FP32, n * c), alloc(DType.FP32, n), alloc(DType.FP32, n),
+                    alloc(DType.FP32, 4 * n * c), alloc(DType.FP32, 4 * n * c), alloc(DType.FP32, n * c),
+                    alloc(DType.FP32, n * c));
+        }
+        lnf = alloc(DType.FP32, n * c);
+        lnfMean = alloc(DType.FP32, n);
+        lnfRstd = alloc(DType.FP32, n);
+        logits = alloc(DType.FP32, n * config.paddedVocabSize());
+        losses = alloc(DType.FP32, n);
+        scratch = training ? new Scratch(alloc(DType.FP32, n * c), alloc(DType.FP32, n * c),
+                alloc(DType.FP32, n * c), alloc(DType.FP32, 3 * n * c), alloc(DType.FP32, 4 * n * c),
+                alloc(DType.FP32, 4 * n * c)) : null;
+    }
+
+    private Buffer alloc(DType dtype, long length) {
+        Buffer buf = backend.allocate(dtype, length);
+        owned.add(buf);
+        return buf;
+    }
+
+    /** Whether a batch of {@code b} rows of up to {@code this.t} positions fits these buffers. */
+    boolean fits(int b, int t, boolean training) {
+        return this.b == b && t <= this.t && (!training || scratch != null);
+    }
+
+    /** The residual stream entering block {@code layer}. */
+    Buffer residualInto(int layer) {
+        return layer == 0 ? encoded : blocks[layer - 1].residual3();
+    }
+
+    @Override
+    public void close() {
+        for (Buffer buf : owned) {
+            buf.close();
+        }
+        owned.clear();
+    }
+}

@@ -1,0 +1,121 @@
+package dev.anvil.engine.optim;
+
+import dev.anvil.engine.model.ParameterLayout;
+import dev.anvil.kernels.AdamWStep;
+import dev.anvil.kernels.Backend;
+import dev.anvil.kernels.Buffer;
+import dev.anvil.kernels.DType;
+
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * {@code torch.optim.AdamW} over a model's contiguous parameter buffer, with weight decay on 2-D
+ * tensors only and gradient clipping by global L2 norm as {@code torch.nn.utils.clip_grad_norm_}.
+ * Its moments are two more buffers of the same layout.
+ */
+public final class AdamW implements AutoCloseable {
+
+    /** A run of adjacent tensors that share a weight-decay setting: one backend call each. */
+    private record Group(long offset, long length, boolean decay) {
+    }
+
+    private final Backend backend;
+    private final AdamWConfig config;
+    private final Buffer m;
+    private final Buffer v;
+    private final Buffer normSquared;
+    private final List<Group> groups;
+    private final float[] hostScalar = new float[1];
+    private int step;
+
+    public AdamW(Backend backend, ParameterLayout layout, AdamWConfig config) {
+        this.backend = backend;
+        this.config = config;
+        this.m = backend.allocate(DType.FP32, layout.totalSize());
+        this.v = backend.allocate(DType.FP32, layout.totalSize());
+        this.normSquared = backend.allocate(DType.FP32, 1);
+        this.groups = groups(layout);
+    }
+
+    private static List<Group> groups(ParameterLayout layout) {
+        List<Group> groups = new ArrayList<>();
+        for (ParameterLayout.Tensor t : layout.tensors()) {
+            Group last = groups.isEmpty() ? null : groups.getLast();
+            if (last != null && last.decay() == t.weightDecay()) {
+                groups.set(groups.size() - 1, new Group(last.offset(), last.length() + t.size(), last.decay()));
+            } else {
+                groups.add(new Group(t.offset(), t.size(), t.weightDecay()));
+            }
+        }
+        return List.copyOf(groups);
+    }
+
+    public AdamWConfig config() {
+        return config;
+    }
+
+    /** Number of updates made so far. */
+    public int stepCount() {
+        return step;
+    }
+
+    /** The global L2 norm of {@code grads}, computed on the backend; one scalar crosses to the host. */
+    public float gradientNorm(Buffer grads) {
+        backend.sumOfSquares(normSquared, grads);
+        backend.download(normSquared, MemorySegment.ofArray(hostScalar));
+        return (float) Math.sqrt(hostScalar[0]);
+    }
+
+    /**
+     * The factor {@code clip_grad_norm_} scales gradients by: {@code maxNorm/(norm + 1e-6)} when
+     * that is below 1, else 1 (and 1 when clipping is off).
+     */
+    public float clipScale(float norm) {
+        if (config.gradClip() <= 0f) {
+            return 1f;
+        }
+        float scale = config.gradClip() / (norm + 1e-6f);
+        return Math.min(scale, 1f);
+    }
+
+    /**
+     * One update of {@code params} from {@code grads}, the gradients first scaled by
+     * {@code gradScale} (the clip factor).
+     */
+    public void step(Buffer params, Buffer grads, float lr, float gradScale) {
+        step++;
+        AdamWStep s = new AdamWStep(lr, config.beta1(), config.beta2(), config.eps(), 0f, step, gradScale);
+        AdamWStep decayed = s.withWeightDecay(config.weightDecay());
+        for (Group gr : groups) {
+            backend.adamw(params.slice(gr.offset(), gr.length()), null, grads.slice(gr.offset(), gr.length()),
+                    m.slice(gr.offset(), gr.length()), v.slice(gr.offset(), gr.length()), gr.decay() ? decayed : s);
+        }
+    }
+
+    /** The first-moment buffer (for checkpoints). */
+    public Buffer firstMoments() {
+        return m;
+    }
+
+    /** The second-moment buffer (for checkpoints). */
+    public Buffer secondMoments() {
+        return v;
+    }
+
+    /** Restores the step count from a checkpoint; the moments are restored by uploading into their buffers. */
+    public void restoreStepCount(int steps) {
+        if (steps < 0) {
+            throw new IllegalArgumentException("step count must be non-negative, got " + steps);
+        }
+        this.step = steps;
+    }
+
+    @Override
+    public void close() {
+        m.close();
+        v.close();
+        normSquared.close();
+    }
+}
