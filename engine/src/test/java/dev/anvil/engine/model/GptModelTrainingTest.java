@@ -62,10 +62,10 @@ class GptModelTrainingTest {
     }
 
     @Test
-    void stepsAreDeterministic() {
+    void gradientsAreIdenticalWhateverTheThreadCount() {
         float[][] results = new float[2][];
         for (int run = 0; run < 2; run++) {
-            try (CpuBackend backend = new CpuBackend(2); GptModel model = new GptModel(backend, TINY)) {
+            try (CpuBackend backend = new CpuBackend(run + 1); GptModel model = new GptModel(backend, TINY)) {
                 model.initialize(3);
                 int[] tokens = randomTokens(2 * 64 + 1, TINY.vocabSize(), 5);
                 model.forward(java.util.Arrays.copyOfRange(tokens, 0, 128), java.util.Arrays.copyOfRange(tokens, 1, 129), 2, 64);

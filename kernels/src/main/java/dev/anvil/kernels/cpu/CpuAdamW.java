@@ -42,7 +42,8 @@ final class CpuAdamW {
     double sumOfSquares(CpuBuffer x) {
         float[] a = x.f;
         int n = (int) x.length();
-        int chunks = Math.max(1, Math.min(pool.threads() * 4, n / GRAIN + 1));
+        // Chunking depends on n only, so the sum is the same whatever the thread count.
+        int chunks = n / GRAIN + 1;
         int per = (n + chunks - 1) / chunks;
         if (partials.length < chunks) {
             partials = new double[chunks];

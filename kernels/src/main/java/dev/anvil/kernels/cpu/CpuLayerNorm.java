@@ -4,6 +4,7 @@ package dev.anvil.kernels.cpu;
 final class CpuLayerNorm {
 
     static final float EPS = 1e-5f;
+    private static final int ROW_CHUNKS = 32;
 
     private final WorkerPool pool;
     private float[] partials = new float[0];
@@ -43,10 +44,11 @@ final class CpuLayerNorm {
     void backward(CpuBuffer dinp, CpuBuffer dweight, CpuBuffer dbias, CpuBuffer dout, CpuBuffer inp,
                   CpuBuffer weight, CpuBuffer mean, CpuBuffer rstd, int n, int c) {
         float[] dx = dinp.f, dy = dout.f, x = inp.f, w = weight.f, mu = mean.f, rs = rstd.f;
-        int chunks = Math.min(n, pool.threads() * 4);
+        // Each chunk sums its rows' dweight and dbias privately; the sums are added at the end in
+        // chunk order. Chunks depend on n only, so results are identical whatever the thread count
+        // (a run resumed with other --threads continues bit for bit).
+        int chunks = Math.min(n, ROW_CHUNKS);
         int rowsPerChunk = (n + chunks - 1) / chunks;
-        // Each chunk sums its rows' dweight and dbias privately; the sums are added at the end,
-        // in chunk order, so the result does not depend on thread timing.
         float[] part = partials(chunks * 2 * c);
         pool.forEach(chunks, 1, (k0, k1) -> {
             for (int k = k0; k < k1; k++) {
