@@ -1,0 +1,201 @@
+package dev.anvil.engine.train;
+
+import dev.anvil.engine.model.GptModel;
+import dev.anvil.engine.optim.AdamW;
+import dev.anvil.engine.optim.LearningRateSchedule;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.Objects;
+import java.util.function.Consumer;
+
+/**
+ * The training loop: micro-batches with gradient accumulation, gradient clipping, AdamW, periodic
+ * evaluation and checkpoints, a live progress line, and a clean stop on request (SIGTERM/SIGINT)
+ * after the current step.
+ *
+ * <p>Micro-step {@code k} of optimizer step {@code s} (0-based) reads batch index
+ * {@code s·gradAccum + k}, so the data position follows from the step alone.
+ */
+public final class Trainer {
+
+    /** Saves a checkpoint after {@code completedSteps} steps and returns where. */
+    @FunctionalInterface
+    public interface CheckpointWriter {
+        Path save(int completedSteps) throws IOException;
+    }
+
+    /**
+     * How a run ended.
+     *
+     * @param completedSteps steps completed in total (resumed ones included)
+     * @param lastLoss       loss of the last step run
+     * @param stopReason     the signal that stopped the run early, or {@code null} if it finished
+     * @param lastCheckpoint the last checkpoint written by this run, or {@code null}
+     */
+    public record Result(int completedSteps, float lastLoss, String stopReason, Path lastCheckpoint) {
+    }
+
+    private final GptModel model;
+    private final AdamW adamw;
+    private final TrainConfig config;
+    private final int worldSize;
+    private Batches validation;
+    private int evalEvery;
+    private int valBatches = 20;
+    private CheckpointWriter checkpoints;
+    private int saveEvery;
+    private Consumer<StepMetrics> listener = m -> { };
+    private ProgressLine progress;
+    private StopSignal stop = StopSignal.none();
+
+    /**
+     * @param worldSize data-parallel ranks, for the global tokens/s figure (1 on one process)
+     */
+    public Trainer(GptModel model, AdamW adamw, TrainConfig config, int worldSize) {
+        this.model = Objects.requireNonNull(model);
+        this.adamw = Objects.requireNonNull(adamw);
+        this.config = Objects.requireNonNull(config);
+        this.worldSize = worldSize;
+    }
+
+    /** Evaluates {@code batches} validation batches on {@code source} every {@code every} steps (0 = never). */
+    public Trainer validation(Batches source, int every, int batches) {
+        this.validation = source;
+        this.evalEvery = every;
+        this.valBatches = batches;
+        return this;
+    }
+
+    /** Saves a checkpoint every {@code every} steps (0 = only at the end and on a stop request). */
+    public Trainer checkpoints(CheckpointWriter writer, int every) {
+        this.checkpoints = writer;
+        this.saveEvery = every;
+        return this;
+    }
+
+    /** Receives every step's metrics (e.g. a {@link MetricsLog}). */
+    public Trainer onStep(Consumer<StepMetrics> listener) {
+        this.listener = Objects.requireNonNull(listener);
+        return this;
+    }
+
+    /** Shows progress on this line; none by default. */
+    public Trainer progress(ProgressLine line) {
+        this.progress = line;
+        return this;
+    }
+
+    /** Stops cleanly after the current step once {@code stop} is requested. */
+    public Trainer stopOn(StopSignal stop) {
+        this.stop = Objects.requireNonNull(stop);
+        return this;
+    }
+
+    /**
+     * Runs steps {@code startStep} (0-based: the number already completed) to
+     * {@link TrainConfig#steps()}.
+     *
+     * @throws TrainingDivergedException if a loss or gradient norm is not finite; no checkpoint is
+     *                                   written for that step, so the last good one stays
+     */
+    public Result run(Batches train, int startStep) {
+        int b = config.batchSize(), t = config.seqLen(), accum = config.gradAccum();
+        int[] inputs = new int[b * t];
+        int[] targets = new int[b * t];
+        LearningRateSchedule lrs = config.learningRates();
+        long tokensPerStep = config.tokensPerStep() * worldSize;
+        long runStart = System.nanoTime();
+        double timedSeconds = 0;
+        int timedSteps = 0;
+        float loss = Float.NaN;
+        Path lastCheckpoint = null;
+        int step = startStep;
+        while (step < config.steps()) {
+            long stepStart = System.nanoTime();
+            model.zeroGradients();
+            double lossSum = 0;
+            for (int k = 0; k < accum; k++) {
+                train.fill((long) step * accum + k, inputs, targets);
+                lossSum += model.forward(inputs, targets, b, t, 1f / accum);
+                model.backward();
+            }
+            loss = (float) (lossSum / accum);
+            float norm = adamw.gradientNorm(model.gradients());
+            if (!Float.isFinite(loss) || !Float.isFinite(norm)) {
+                throw new TrainingDivergedException(step + 1, String.format(Locale.ROOT,
+                        "step %d: loss %s, gradient norm %s: training diverged and stopped before updating the "
+                                + "weights; try a lower --lr, --grad-clip 1.0 or a longer --warmup-steps",
+                        step + 1, loss, norm));
+            }
+            float lr = lrs.at(step);
+            adamw.step(model.parameters(), model.gradients(), lr, adamw.clipScale(norm));
+            step++;
+            double stepSeconds = (System.nanoTime() - stepStart) / 1e9;
+            if (step > startStep + 1) { // the first step warms up the JIT: leave it out of the ETA
+                timedSeconds += stepSeconds;
+                timedSteps++;
+            }
+            Double valLoss = evalEvery > 0 && validation != null && (step % evalEvery == 0 || step == config.steps())
+                    ? (double) evaluate() : null;
+            StepMetrics metrics = new StepMetrics(step, loss, lr, norm, tokensPerStep / stepSeconds,
+                    (System.nanoTime() - runStart) / 1e9, valLoss);
+            listener.accept(metrics);
+            showProgress(metrics, timedSteps == 0 ? stepSeconds : timedSeconds / timedSteps);
+            boolean stopping = stop.requested();
+            if (checkpoints != null && (stopping || step == config.steps() || (saveEvery > 0 && step % saveEvery == 0))) {
+                lastCheckpoint = save(step);
+            }
+            if (stopping) {
+                break;
+            }
+        }
+        if (progress != null) {
+            progress.finish();
+        }
+        return new Result(step, loss, stop.reason(), lastCheckpoint);
+    }
+
+    /** Mean loss over the validation batches. */
+    public float evaluate() {
+        int b = config.batchSize(), t = config.seqLen();
+        int[] inputs = new int[b * t];
+        int[] targets = new int[b * t];
+        double sum = 0;
+        for (int i = 0; i < valBatches; i++) {
+            validation.fill(i, inputs, targets);
+            sum += model.evaluate(inputs, targets, b, t);
+        }
+        return (float) (sum / valBatches);
+    }
+
+    private Path save(int step) {
+        try {
+            Path path = checkpoints.save(step);
+            if (progress != null) {
+                progress.println("saved checkpoint " + path);
+            }
+            return path;
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot save the checkpoint of step " + step + ": " + e.getMessage(), e);
+        }
+    }
+
+    private void showProgress(StepMetrics m, double secondsPerStep) {
+        if (progress == null) {
+            return;
+        }
+        int remaining = config.steps() - m.step();
+        String val = m.valLoss() == null ? "" : String.format(Locale.ROOT, " | val %.4f", m.valLoss());
+        String text = String.format(Locale.ROOT, "step %d/%d | loss %.4f%s | lr %.2e | norm %.3f | %,.0f tok/s | ETA %s",
+                m.step(), config.steps(), m.loss(), val, m.lr(), m.gradNorm(), m.tokensPerS(),
+                ProgressLine.duration(remaining * secondsPerStep));
+        if (m.valLoss() != null) {
+            progress.println(text); // evaluations stay on screen as a log of the run
+        } else {
+            progress.update(text, remaining == 0);
+        }
+    }
+}
