@@ -31,7 +31,8 @@ import java.util.function.Supplier;
  * section), with an optional {@code "__metadata__"} object of strings, then the little-endian data.
  *
  * <p>A reader maps the file rather than reading it onto the heap, and checks the whole header before
- * any data is touched. It may be read from several threads until {@link #close closed}.
+ * any data is touched: overlapping or out-of-bounds tensors are refused, while gaps between tensors
+ * are tolerated. It may be read from several threads until {@link #close closed}.
  */
 public final class SafeTensors implements AutoCloseable {
 
@@ -240,10 +241,10 @@ public final class SafeTensors implements AutoCloseable {
     }
 
     /**
-     * Writes {@code tensors} to {@code file} atomically (see {@link AtomicFiles}). As the reference
-     * implementation does, tensors are ordered by element size, largest first (so every tensor stays
-     * aligned to its element size), then by name, and the header is padded with spaces to a multiple
-     * of 8 bytes; the same input always gives the same bytes.
+     * Writes {@code tensors} to {@code file} atomically (see {@link AtomicFiles}). Like the reference
+     * implementation, it orders tensors by element size, largest first (so every tensor stays aligned
+     * to its element size), then by name, and pads the header with spaces to a multiple of 8 bytes;
+     * the same input always gives the same bytes.
      *
      * @param metadata the header's {@code __metadata__}; left out when empty
      * @throws IllegalArgumentException if names repeat, a name is {@code __metadata__}, or a tensor's
