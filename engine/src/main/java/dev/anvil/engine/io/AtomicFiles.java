@@ -10,11 +10,11 @@ import java.nio.file.StandardOpenOption;
 import java.util.concurrent.ThreadLocalRandom;
 
 /** Writes files so that a crash leaves either the old file or the complete new one, never half of one. */
-final class AtomicFiles {
+public final class AtomicFiles {
 
     /** Writes the content of a file to an open channel. */
     @FunctionalInterface
-    interface Content {
+    public interface Content {
         void writeTo(FileChannel channel) throws IOException;
     }
 
@@ -26,7 +26,7 @@ final class AtomicFiles {
      * rename stays within one file system), which is synced and then renamed over {@code target}.
      * On failure the temporary file is removed and an existing {@code target} is left as it was.
      */
-    static void write(Path target, Content content) throws IOException {
+    public static void write(Path target, Content content) throws IOException {
         Path dir = target.toAbsolutePath().getParent();
         // Not Files.createTempFile: its owner-only permissions would stick to the renamed file.
         Path tmp = dir.resolve("." + target.getFileName() + "."
@@ -49,6 +49,11 @@ final class AtomicFiles {
         syncDirectory(dir);
     }
 
+    /** {@link #write} of a UTF-8 text. */
+    public static void writeString(Path target, String text) throws IOException {
+        write(target, channel -> writeFully(channel, ByteBuffer.wrap(text.getBytes(java.nio.charset.StandardCharsets.UTF_8))));
+    }
+
     /** Writes all of {@code buffer}; a channel may take less than asked in one call. */
     static void writeFully(FileChannel channel, ByteBuffer buffer) throws IOException {
         while (buffer.hasRemaining()) {
@@ -57,7 +62,7 @@ final class AtomicFiles {
     }
 
     /** Makes the rename durable; on Linux it is only on disk once the directory is synced. */
-    private static void syncDirectory(Path dir) {
+    public static void syncDirectory(Path dir) {
         try (FileChannel channel = FileChannel.open(dir, StandardOpenOption.READ)) {
             channel.force(true);
         } catch (IOException e) {

@@ -94,22 +94,39 @@ public final class AdamW implements AutoCloseable {
         }
     }
 
-    /** The first-moment buffer (for checkpoints). */
-    public Buffer firstMoments() {
-        return m;
+    /**
+     * A host copy of the optimizer's state, for checkpoints.
+     *
+     * @param step steps taken (bias correction continues from it)
+     * @param m    first moments, in parameter layout order
+     * @param v    second moments, in parameter layout order
+     */
+    public record State(int step, float[] m, float[] v) {
     }
 
-    /** The second-moment buffer (for checkpoints). */
-    public Buffer secondMoments() {
-        return v;
+    /** Copies the state to the host. */
+    public State exportState() {
+        return new State(step, download(m), download(v));
     }
 
-    /** Restores the step count from a checkpoint; the moments are restored by uploading into their buffers. */
-    public void restoreStepCount(int steps) {
-        if (steps < 0) {
-            throw new IllegalArgumentException("step count must be non-negative, got " + steps);
+    /** Restores a state taken from an optimizer over the same layout. */
+    public void importState(State state) {
+        if (state.m().length != m.length() || state.v().length != v.length()) {
+            throw new IllegalArgumentException("optimizer state holds " + state.m().length + " moments, the model has "
+                    + m.length() + " parameters");
         }
-        this.step = steps;
+        if (state.step() < 0) {
+            throw new IllegalArgumentException("step count must be non-negative, got " + state.step());
+        }
+        backend.upload(m, MemorySegment.ofArray(state.m()));
+        backend.upload(v, MemorySegment.ofArray(state.v()));
+        step = state.step();
+    }
+
+    private float[] download(Buffer buf) {
+        float[] host = new float[Math.toIntExact(buf.length())];
+        backend.download(buf, MemorySegment.ofArray(host));
+        return host;
     }
 
     @Override

@@ -1,0 +1,38 @@
+package dev.anvil.engine.cli;
+
+import dev.anvil.kernels.Backend;
+import dev.anvil.kernels.cpu.CpuBackend;
+import picocli.CommandLine.Option;
+
+/** {@code --backend}, {@code --dtype} and {@code --threads}, shared by the commands that compute. */
+final class BackendOptions {
+
+    @Option(names = "--backend", defaultValue = "cpu", description = "cpu or cuda (default: ${DEFAULT-VALUE})")
+    String backend;
+
+    @Option(names = "--dtype", defaultValue = "fp32", description = "fp32 or bf16 (bf16 needs --backend cuda; default: ${DEFAULT-VALUE})")
+    String dtype;
+
+    @Option(names = "--threads", description = "CPU threads (default: all cores)")
+    Integer threads;
+
+    /** Opens the chosen backend, or explains in one line why it cannot. */
+    Backend open() {
+        if (!dtype.equals("fp32") && !dtype.equals("bf16")) {
+            throw new IllegalArgumentException("--dtype must be fp32 or bf16, got '" + dtype + "'");
+        }
+        if (threads != null && threads <= 0) {
+            throw new IllegalArgumentException("--threads must be positive, got " + threads);
+        }
+        return switch (backend) {
+            case "cpu" -> {
+                if (dtype.equals("bf16")) {
+                    throw new IllegalArgumentException("the CPU backend trains in fp32 only: use --dtype fp32, or bf16 with --backend cuda");
+                }
+                yield threads == null ? new CpuBackend() : new CpuBackend(threads);
+            }
+            case "cuda" -> throw new IllegalArgumentException("--backend cuda is not available in this build yet; use --backend cpu");
+            default -> throw new IllegalArgumentException("--backend must be cpu or cuda, got '" + backend + "'");
+        };
+    }
+}
