@@ -11,7 +11,6 @@ package dev.anvil.engine.checkpoint;
  * @param worldSize     data-parallel ranks when it was taken
  * @param seed          the run's seed; training draws no random numbers after initialisation (no
  *                      dropout, a fixed data order), so seed and step are its whole RNG state
- * @param loss          loss of the last completed step
  */
-public record TrainingState(int step, long nextMicroStep, int gradAccum, int worldSize, long seed, float loss) {
+public record TrainingState(int step, long nextMicroStep, int gradAccum, int worldSize, long seed) {
 }

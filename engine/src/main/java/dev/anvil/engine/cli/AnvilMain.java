@@ -13,7 +13,8 @@ import java.util.ServiceLoader;
  */
 @Command(name = "anvil", mixinStandardHelpOptions = true, versionProvider = Version.class,
         description = "Train GPT-style transformers on the CPU or CUDA GPUs.",
-        subcommands = {CommandLine.HelpCommand.class})
+        subcommands = {TrainCommand.class, PrepareCommand.class, EvalCommand.class, GenerateCommand.class,
+                InfoCommand.class, CommandLine.HelpCommand.class})
 public final class AnvilMain implements Runnable {
 
     @CommandLine.Spec

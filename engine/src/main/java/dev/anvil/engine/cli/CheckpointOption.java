@@ -1,0 +1,26 @@
+package dev.anvil.engine.cli;
+
+import dev.anvil.engine.io.HfModelFiles;
+import dev.anvil.engine.io.ModelWeights;
+import dev.anvil.engine.model.GptModel;
+import dev.anvil.kernels.Backend;
+import picocli.CommandLine.Option;
+
+import java.io.IOException;
+import java.nio.file.Path;
+
+/** {@code --checkpoint DIR}: a model directory (a training checkpoint or any config.json + model.safetensors). */
+final class CheckpointOption {
+
+    @Option(names = {"--checkpoint", "-c"}, paramLabel = "DIR", required = true,
+            description = "A checkpoint or model directory (config.json + model.safetensors)")
+    Path dir;
+
+    /** Loads the weights into a new model on {@code backend}. */
+    GptModel load(Backend backend) throws IOException {
+        ModelWeights weights = HfModelFiles.load(dir);
+        GptModel model = new GptModel(backend, weights.config());
+        model.writeParameters(weights.params());
+        return model;
+    }
+}

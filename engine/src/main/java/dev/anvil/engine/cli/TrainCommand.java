@@ -1,0 +1,262 @@
+package dev.anvil.engine.cli;
+
+import dev.anvil.engine.checkpoint.Checkpointer;
+import dev.anvil.engine.checkpoint.RunManifest;
+import dev.anvil.engine.checkpoint.TrainingState;
+import dev.anvil.engine.data.DataLoader;
+import dev.anvil.engine.io.HfModelFiles;
+import dev.anvil.engine.io.ModelWeights;
+import dev.anvil.engine.model.GptConfig;
+import dev.anvil.engine.model.GptModel;
+import dev.anvil.engine.optim.AdamW;
+import dev.anvil.engine.optim.AdamWConfig;
+import dev.anvil.engine.train.MetricsLog;
+import dev.anvil.engine.train.ProgressLine;
+import dev.anvil.engine.train.StopSignal;
+import dev.anvil.engine.train.TrainConfig;
+import dev.anvil.engine.train.Trainer;
+import dev.anvil.engine.train.TrainingDivergedException;
+import dev.anvil.kernels.Backend;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Model.CommandSpec;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.Callable;
+
+/** {@code anvil train}: trains a model, with checkpoints, exact resume and a clean stop on SIGTERM. */
+@Command(name = "train", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Train a GPT-2 style model.",
+                "Without --data it trains the tiny preset on the embedded Europarl corpus."})
+public final class TrainCommand implements Callable<Integer> {
+
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--preset", description = "Model shape: ${COMPLETION-CANDIDATES} (default: tiny, or the shape of --init-from)",
+            completionCandidates = Presets.class)
+    String preset;
+
+    @Option(names = "--init-from", paramLabel = "DIR", description = "Start from the weights in DIR (config.json + model.safetensors)")
+    Path initFrom;
+
+    @Mixin
+    DataOptions data;
+
+    @Option(names = "--batch-size", defaultValue = "8", description = "Sequences per micro-batch (default: ${DEFAULT-VALUE})")
+    int batchSize;
+
+    @Option(names = "--seq-len", description = "Tokens per sequence (default: the model's context length)")
+    Integer seqLen;
+
+    @Option(names = "--grad-accum", defaultValue = "1", description = "Micro-batches per optimizer step (default: ${DEFAULT-VALUE})")
+    int gradAccum;
+
+    @Option(names = "--steps", defaultValue = "300", description = "Optimizer steps (default: ${DEFAULT-VALUE})")
+    int steps;
+
+    @Option(names = "--lr", defaultValue = "1e-3", description = "Peak learning rate (default: ${DEFAULT-VALUE})")
+    float lr;
+
+    @Option(names = "--lr-schedule", defaultValue = "cosine", description = "constant or cosine (default: ${DEFAULT-VALUE})")
+    String lrSchedule;
+
+    @Option(names = "--warmup-steps", defaultValue = "20", description = "Linear warmup steps (default: ${DEFAULT-VALUE})")
+    int warmupSteps;
+
+    @Option(names = "--min-lr", defaultValue = "1e-4", description = "Floor of the cosine decay (default: ${DEFAULT-VALUE})")
+    float minLr;
+
+    @Option(names = "--weight-decay", defaultValue = "0.1", description = "AdamW weight decay on 2-D tensors (default: ${DEFAULT-VALUE})")
+    float weightDecay;
+
+    @Option(names = "--beta1", defaultValue = "0.9", description = "AdamW beta1 (default: ${DEFAULT-VALUE})")
+    float beta1;
+
+    @Option(names = "--beta2", defaultValue = "0.95", description = "AdamW beta2 (default: ${DEFAULT-VALUE})")
+    float beta2;
+
+    @Option(names = "--eps", defaultValue = "1e-8", description = "AdamW epsilon (default: ${DEFAULT-VALUE})")
+    float eps;
+
+    @Option(names = "--grad-clip", defaultValue = "1.0", description = "Clip the global gradient norm; 0 = off (default: ${DEFAULT-VALUE})")
+    float gradClip;
+
+    @Option(names = "--seed", defaultValue = "1337", description = "Initialisation seed (default: ${DEFAULT-VALUE})")
+    long seed;
+
+    @Mixin
+    BackendOptions compute;
+
+    @Option(names = "--save-dir", paramLabel = "DIR", description = "Checkpoint directory (default: runs/<preset>)")
+    Path saveDir;
+
+    @Option(names = "--save-every", defaultValue = "500", description = "Save every N steps; 0 = only at the end and on SIGTERM/SIGINT (default: ${DEFAULT-VALUE})")
+    int saveEvery;
+
+    @Option(names = "--keep-last", defaultValue = "3", description = "Checkpoints to keep; 0 = all (default: ${DEFAULT-VALUE})")
+    int keepLast;
+
+    @Option(names = "--resume", description = "Continue from the newest valid checkpoint in --save-dir")
+    boolean resume;
+
+    @Option(names = "--eval-every", defaultValue = "100", description = "Validation loss every N steps; 0 = never (default: ${DEFAULT-VALUE})")
+    int evalEvery;
+
+    @Option(names = "--val-batches", defaultValue = "20", description = "Batches per validation (default: ${DEFAULT-VALUE})")
+    int valBatches;
+
+    @Option(names = "--metrics-out", paramLabel = "FILE.jsonl", description = "Append one JSON line per step")
+    Path metricsOut;
+
+    @Override
+    public Integer call() throws IOException {
+        PrintStream out = System.out;
+        Optional<ModelWeights> initial = initFrom == null ? Optional.empty() : Optional.of(HfModelFiles.load(initFrom));
+        GptConfig model = modelConfig(initial);
+        TrainConfig config = new TrainConfig(batchSize, seqLen == null ? model.maxSeqLen() : seqLen, gradAccum, steps,
+                lr, lrSchedule, warmupSteps, minLr, new AdamWConfig(beta1, beta2, eps, weightDecay, gradClip), seed);
+        if (config.seqLen() > model.maxSeqLen()) {
+            throw new IllegalArgumentException("--seq-len " + config.seqLen() + " exceeds the model's context of "
+                    + model.maxSeqLen() + " tokens");
+        }
+        Checkpointer checkpoints = new Checkpointer(saveDir == null ? Path.of("runs", presetName()) : saveDir, keepLast);
+        DataOptions.Resolved sources = data.resolve(model);
+        DataLoader train = new DataLoader(sources.train(), config.batchSize(), config.seqLen(), 0, 1);
+        try (Backend backend = compute.open(); GptModel gpt = new GptModel(backend, model);
+             AdamW adamw = new AdamW(backend, gpt.layout(), config.adamw());
+             MetricsLog metrics = metricsOut == null ? null : new MetricsLog(metricsOut)) {
+            int start = startingPoint(gpt, adamw, initial, checkpoints, config, out);
+            out.printf(Locale.ROOT, "anvil train: %s, %,d parameters, %s%n", model, model.parameterCount(), backend.description());
+            out.printf(Locale.ROOT, "data: %s (%,d tokens)%s; B=%d T=%d accum=%d: %,d tokens per step%n",
+                    sources.train(), sources.train().size(),
+                    sources.val() == null ? "" : ", validation " + sources.val(),
+                    config.batchSize(), config.seqLen(), config.gradAccum(), config.tokensPerStep());
+            if (start >= config.steps()) {
+                out.println("nothing to do: the checkpoint has already completed " + start + " of " + config.steps() + " steps");
+                return 0;
+            }
+            // Hashing big shards takes a while: do it once, when the first checkpoint is written.
+            RunManifest[] manifest = new RunManifest[1];
+            StopSignal stop = StopSignal.install();
+            Trainer trainer = new Trainer(gpt, adamw, config, 1)
+                    .progress(new ProgressLine(out, ProgressLine.stdoutIsTerminal(), 10))
+                    .stopOn(stop)
+                    .checkpoints(step -> {
+                        if (manifest[0] == null) {
+                            manifest[0] = manifest(config, model, sources, backend);
+                        }
+                        return checkpoints.save(gpt, adamw, new TrainingState(step, (long) step * config.gradAccum(),
+                                config.gradAccum(), 1, config.seed()), manifest[0]);
+                    }, saveEvery);
+            if (metrics != null) {
+                trainer.onStep(metrics::write);
+            }
+            if (sources.val() != null) {
+                DataLoader val = new DataLoader(sources.val(), config.batchSize(), config.seqLen(), 0, 1);
+                trainer.validation(val::load, evalEvery, valBatches);
+            }
+            Trainer.Result result;
+            try {
+                result = trainer.run(train::load, start);
+            } catch (TrainingDivergedException e) {
+                spec.commandLine().getErr().println("anvil train: error: " + e.getMessage());
+                checkpoints.latestValid(w -> { }).ifPresent(p -> spec.commandLine().getErr().println(
+                        "the last good checkpoint is " + p + "; it is untouched"));
+                return 1;
+            }
+            report(result, out);
+            return 0;
+        }
+    }
+
+    private String presetName() {
+        return preset != null ? preset : initFrom != null ? initFrom.getFileName().toString() : "tiny";
+    }
+
+    private GptConfig modelConfig(Optional<ModelWeights> initial) {
+        if (initial.isPresent()) {
+            GptConfig loaded = initial.get().config();
+            if (preset != null && !GptConfig.preset(preset).equals(loaded)) {
+                throw new IllegalArgumentException("--init-from " + initFrom + " holds " + loaded
+                        + ", not the --preset " + preset + " " + GptConfig.preset(preset) + "; drop --preset or pick the matching one");
+            }
+            return loaded;
+        }
+        return GptConfig.preset(preset == null ? "tiny" : preset);
+    }
+
+    /** Loads the weights to start from and returns the number of steps already done. */
+    private int startingPoint(GptModel gpt, AdamW adamw, Optional<ModelWeights> initial, Checkpointer checkpoints,
+                              TrainConfig config, PrintStream out) throws IOException {
+        if (resume) {
+            Optional<Path> latest = checkpoints.latestValid(w -> out.println("warning: " + w));
+            if (latest.isPresent()) {
+                TrainingState state = Checkpointer.readState(latest.get());
+                if (state.gradAccum() != config.gradAccum() || state.worldSize() != 1) {
+                    throw new IllegalArgumentException(latest.get() + " was taken with --grad-accum " + state.gradAccum()
+                            + " on " + state.worldSize() + " rank(s); resume with the same settings");
+                }
+                Checkpointer.restore(latest.get(), gpt, adamw);
+                out.println("resuming from " + latest.get() + " after step " + state.step());
+                return state.step();
+            }
+            out.println("no checkpoint in " + checkpoints.saveDir() + " yet: starting from step 0");
+        }
+        if (initial.isPresent()) {
+            gpt.writeParameters(initial.get().params());
+        } else {
+            gpt.initialize(config.seed());
+        }
+        return 0;
+    }
+
+    private RunManifest manifest(TrainConfig config, GptConfig model, DataOptions.Resolved sources, Backend backend)
+            throws IOException {
+        Map<String, Object> all = new LinkedHashMap<>();
+        all.put("model", model);
+        all.put("train", config);
+        all.put("data", data.describe());
+        List<String> args = new ArrayList<>(List.of("anvil", "train"));
+        args.addAll(spec.commandLine().getParseResult().originalArgs());
+        return new RunManifest(all, args, sources.sha256(), Version.current(), Runtime.version().toString(),
+                backend.description(), Instant.now().toString());
+    }
+
+    private void report(Trainer.Result result, PrintStream out) {
+        if (result.stopReason() != null) {
+            List<String> args = new ArrayList<>(spec.commandLine().getParseResult().originalArgs());
+            if (!args.contains("--resume")) {
+                args.add("--resume");
+            }
+            out.println("stopped by " + result.stopReason() + " after step " + result.completedSteps()
+                    + (result.lastCheckpoint() == null ? "" : "; saved " + result.lastCheckpoint()));
+            out.println("resume with: bin/anvil train " + String.join(" ", args.stream().map(TrainCommand::quote).toList()));
+        } else {
+            out.printf(Locale.ROOT, "done: %d steps, final loss %.4f%s%n", result.completedSteps(), result.lastLoss(),
+                    result.lastCheckpoint() == null ? "" : "; model saved in " + result.lastCheckpoint());
+        }
+    }
+
+    private static String quote(String arg) {
+        return arg.matches("[A-Za-z0-9_./=:,+-]+") ? arg : "'" + arg.replace("'", "'\\''") + "'";
+    }
+
+    /** The preset names, for help and completion. */
+    static final class Presets extends ArrayList<String> {
+        Presets() {
+            super(GptConfig.PRESETS);
+        }
+    }
+}
