@@ -1035,6 +1035,39 @@ public abstract class BackendConformanceTest {
         }
     }
 
+    /**
+     * A hand-computable torch anchor: at step 1, m̂ = g and v̂ = g², so (eps aside) every
+     * parameter moves by exactly {@code lr} against the sign of its gradient after the decay:
+     * {@code p1 = p0·(1 - lr·wd) - lr·sign(g)}, whatever gradScale (here 4) does to g's size.
+     */
+    @Test
+    void adamwFirstStepMovesEachParameterByLrAgainstItsGradientAfterDecay() {
+        float[] p0 = {1f, -2f, 0.5f, 3f};
+        float[] g = {0.25f, -3f, 1e-2f, -1e-3f};
+        Tensor params = floats(p0);
+        Tensor grads = floats(g);
+        Tensor m = fp32(new float[4]), v = fp32(new float[4]);
+        Tensor master = floatType() == DType.FP32 ? null : fp32(params.read());
+        float lr = 0.0625f, wd = 0.5f;
+        backend.adamw(params.buf, master == null ? null : master.buf, grads.buf, m.buf, v.buf,
+                new AdamWStep(lr, 0.9f, 0.999f, 1e-12f, wd, 1, 4f));
+        double[] expected = new double[4];
+        double[] gv = grads.values(), pv = toDouble(Host.round(p0, floatType()));
+        for (int i = 0; i < 4; i++) {
+            expected[i] = pv[i] * (1 - (double) lr * wd) - lr * Math.signum(gv[i]);
+        }
+        assertClose("params after step 1", (master == null ? params : master).read(), expected,
+                tolerances(DType.FP32).rtol());
+        // m = (1 - 0.9)·4g and v = (1 - 0.999)·16g²
+        double[] em = new double[4], ev = new double[4];
+        for (int i = 0; i < 4; i++) {
+            em[i] = (1 - 0.9f) * 4 * gv[i];
+            ev[i] = (1 - 0.999f) * 16 * gv[i] * gv[i];
+        }
+        assertClose("m after step 1", m.read(), em, tolerances(DType.FP32).rtol());
+        assertClose("v after step 1", v.read(), ev, tolerances(DType.FP32).rtol());
+    }
+
     @Test
     void adamwUpdateSizeMatchesTorch() {
         // params large relative to the update would hide a wrong step; use params near zero

@@ -3,6 +3,7 @@ package dev.anvil.kernels.cpu;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 
 import java.util.ArrayList;
 import java.util.Collections;
@@ -17,13 +18,15 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+// A separate thread, so that a pool spinning in a deadlock is reported as a failure rather than hanging the build.
+@Timeout(value = 60, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
 class WorkerPoolTest {
 
     private WorkerPool pool;
 
     @BeforeEach
     void open() {
-        pool = new WorkerPool(3); // more threads than the 2-core CI machine: chunks interleave
+        pool = new WorkerPool(2);
     }
 
     @AfterEach
@@ -56,6 +59,17 @@ class WorkerPoolTest {
     }
 
     @Test
+    void everyIndexIsVisitedExactlyOnceWithMoreThreadsThanCores() {
+        try (WorkerPool wide = new WorkerPool(Runtime.getRuntime().availableProcessors() + 2)) {
+            for (int count : new int[]{1, 9, 100, 10_007}) {
+                for (int grain : new int[]{1, 5, 64}) {
+                    assertEachIndexOnce(wide, count, grain);
+                }
+            }
+        }
+    }
+
+    @Test
     void defaultGrainVisitsEveryIndexOnce() {
         for (int count : new int[]{1, 5, 12, 13, 999, 50_000}) {
             AtomicIntegerArray visits = new AtomicIntegerArray(count);
@@ -73,7 +87,7 @@ class WorkerPoolTest {
     @Test
     void manyConsecutiveLoopsEachCompleteBeforeReturning() {
         long[] sums = new long[1];
-        for (int round = 0; round < 2000; round++) {
+        for (int round = 0; round < 500; round++) {
             int count = 1 + round % 97;
             AtomicInteger seen = new AtomicInteger();
             pool.forEach(count, 1, (s, e) -> seen.addAndGet(e - s));
