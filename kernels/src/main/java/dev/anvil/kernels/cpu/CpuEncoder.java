@@ -33,6 +33,16 @@ final class CpuEncoder {
     void backward(CpuBuffer dwte, CpuBuffer dwpe, CpuBuffer dout, CpuBuffer tokens, int b, int t, int c) {
         float[] d = dout.f, dte = dwte.f, dpe = dwpe.f;
         int[] tok = tokens.i;
+        // Check every id before writing anything: an id past the vocabulary would otherwise add into
+        // whatever follows dwte in its parent gradient buffer.
+        int vocab = (int) (dwte.length() / c);
+        for (int bt = 0; bt < b * t; bt++) {
+            int id = tok[tokens.offset + bt];
+            if (id < 0 || id >= vocab) {
+                throw new IllegalArgumentException("token id " + id + " at position " + bt
+                        + " is outside the vocabulary [0, " + vocab + ")");
+            }
+        }
         // Parallel over channels: rows of dwte repeat across positions, columns never collide.
         pool.forEach(c, (c0, c1) -> {
             for (int bt = 0; bt < b * t; bt++) {
