@@ -1,18 +1,53 @@
 package dev.anvil.kernels.cpu;
 
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
 /**
  * Causal multi-head self-attention, forward and backward, in the flash-attention manner: the
  * forward pass keeps only each softmax row's log-sum-exp, and the backward pass recomputes the
  * probabilities from it, so memory stays O(T) per head instead of O(T²).
+ *
+ * <p>The work over a head's channels is {@link #dot} and {@link #axpy}; with the Vector API their
+ * leading whole vectors go through {@link Lanes}.
  */
 final class CpuAttention {
 
     private final WorkerPool pool;
+    private final boolean simd;
     /** Per-thread row of scores or probabilities, sized for the longest sequence seen. */
     private final ThreadLocal<float[]> rows = ThreadLocal.withInitial(() -> new float[0]);
 
     CpuAttention(WorkerPool pool) {
+        this(pool, Simd.available());
+    }
+
+    /** {@code simd = false} keeps to the scalar loops (tests use it to check both). */
+    CpuAttention(WorkerPool pool, boolean simd) {
         this.pool = pool;
+        this.simd = simd;
+    }
+
+    /** {@code Σ_i x[xo + i] · y[yo + i]} over {@code len} elements. */
+    private float dot(float[] x, int xo, float[] y, int yo, int len) {
+        int i = simd ? Lanes.bound(len) : 0;
+        float sum = i > 0 ? Lanes.dot(x, xo, y, yo, i) : 0f;
+        for (; i < len; i++) {
+            sum += x[xo + i] * y[yo + i];
+        }
+        return sum;
+    }
+
+    /** {@code y[yo + i] += a · x[xo + i]} over {@code len} elements. */
+    private void axpy(float a, float[] x, int xo, float[] y, int yo, int len) {
+        int i = simd ? Lanes.bound(len) : 0;
+        if (i > 0) {
+            Lanes.axpy(a, x, xo, y, yo, i);
+        }
+        for (; i < len; i++) {
+            y[yo + i] += a * x[xo + i];
+        }
     }
 
     private float[] row(int t) {
@@ -41,11 +76,7 @@ final class CpuAttention {
                 float max = Float.NEGATIVE_INFINITY;
                 for (int s = 0; s <= tq; s++) {
                     int k = base + s * c3 + c + h * hs;
-                    float dot = 0f;
-                    for (int i = 0; i < hs; i++) {
-                        dot += x[q + i] * x[k + i];
-                    }
-                    dot *= scale;
+                    float dot = dot(x, q, x, k, hs) * scale;
                     p[s] = dot;
                     max = Math.max(max, dot);
                 }
@@ -57,15 +88,9 @@ final class CpuAttention {
                 }
                 float inv = 1f / sum;
                 int oo = out.offset + (bb * t + tq) * c + h * hs;
-                for (int i = 0; i < hs; i++) {
-                    o[oo + i] = 0f;
-                }
+                java.util.Arrays.fill(o, oo, oo + hs, 0f);
                 for (int s = 0; s <= tq; s++) {
-                    int v = base + s * c3 + 2 * c + h * hs;
-                    float w = p[s] * inv;
-                    for (int i = 0; i < hs; i++) {
-                        o[oo + i] += w * x[v + i];
-                    }
+                    axpy(p[s] * inv, x, base + s * c3 + 2 * c + h * hs, o, oo, hs);
                 }
                 l[lse.offset + (bb * nh + h) * t + tq] = max + (float) Math.log(sum);
             }
@@ -94,36 +119,49 @@ final class CpuAttention {
                     int oo = out.offset + (bb * t + tq) * c + h * hs;
                     float rowLse = l[lse.offset + bh * t + tq];
                     // D = Σ_s P[s]·dP[s] = dout · out
-                    float dSum = 0f;
-                    for (int i = 0; i < hs; i++) {
-                        dSum += dy[go + i] * o[oo + i];
-                    }
+                    float dSum = dot(dy, go, o, oo, hs);
                     for (int s = 0; s <= tq; s++) {
                         int k = base + s * c3 + c + h * hs;
-                        float dot = 0f;
-                        for (int i = 0; i < hs; i++) {
-                            dot += x[q + i] * x[k + i];
-                        }
-                        p[s] = (float) Math.exp(dot * scale - rowLse);
+                        p[s] = (float) Math.exp(dot(x, q, x, k, hs) * scale - rowLse);
                     }
                     for (int s = 0; s <= tq; s++) {
                         int k = base + s * c3 + c + h * hs;
                         int v = k + c;
                         int dk = dbase + s * c3 + c + h * hs;
                         int dv = dk + c;
-                        float dp = 0f;
-                        for (int i = 0; i < hs; i++) {
-                            dp += dy[go + i] * x[v + i];
-                            dx[dv + i] += p[s] * dy[go + i];
-                        }
+                        float dp = dot(dy, go, x, v, hs);
+                        axpy(p[s], dy, go, dx, dv, hs);
                         float ds = p[s] * (dp - dSum) * scale;
-                        for (int i = 0; i < hs; i++) {
-                            dx[dq + i] += ds * x[k + i];
-                            dx[dk + i] += ds * x[q + i];
-                        }
+                        axpy(ds, x, k, dx, dq, hs);
+                        axpy(ds, x, q, dx, dk, hs);
                     }
                 }
             }
         });
+    }
+
+    /** {@link #dot} and {@link #axpy} over a whole number of vectors. */
+    private static final class Lanes {
+
+        private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+
+        static int bound(int len) {
+            return S.loopBound(len);
+        }
+
+        static float dot(float[] x, int xo, float[] y, int yo, int len) {
+            FloatVector acc = FloatVector.zero(S);
+            for (int i = 0; i < len; i += S.length()) {
+                acc = FloatVector.fromArray(S, x, xo + i).fma(FloatVector.fromArray(S, y, yo + i), acc);
+            }
+            return acc.reduceLanes(VectorOperators.ADD);
+        }
+
+        static void axpy(float a, float[] x, int xo, float[] y, int yo, int len) {
+            FloatVector va = FloatVector.broadcast(S, a);
+            for (int i = 0; i < len; i += S.length()) {
+                FloatVector.fromArray(S, x, xo + i).fma(va, FloatVector.fromArray(S, y, yo + i)).intoArray(y, yo + i);
+            }
+        }
     }
 }

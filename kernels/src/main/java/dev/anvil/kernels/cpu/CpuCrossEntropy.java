@@ -1,21 +1,37 @@
 package dev.anvil.kernels.cpu;
 
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
 /**
  * Fused softmax + cross-entropy: per-row loss, then (when training) the gradient written over the
  * logits in place, so the full-vocabulary probabilities are never stored beside the logits.
+ *
+ * <p>Each row makes three passes (max, sum of exponentials, gradient). With the Vector API the
+ * leading whole vectors of a row go through {@link Lanes}; the scalar loops finish the row, or do
+ * all of it without the Vector API.
  */
 final class CpuCrossEntropy {
 
     private final WorkerPool pool;
+    private final boolean simd;
 
     CpuCrossEntropy(WorkerPool pool) {
+        this(pool, Simd.available());
+    }
+
+    /** {@code simd = false} keeps to the scalar loops (tests use it to check both). */
+    CpuCrossEntropy(WorkerPool pool, boolean simd) {
         this.pool = pool;
+        this.simd = simd;
     }
 
     void forwardBackward(CpuBuffer losses, CpuBuffer logits, CpuBuffer targets, int n, int v, int vp,
                          float gradScale) {
         float[] z = logits.f, loss = losses.f;
         int[] tgt = targets.i;
+        int bulk = simd ? Lanes.bound(v) : 0;
         pool.forEach(n, 1, (start, end) -> {
             for (int r = start; r < end; r++) {
                 int target = tgt[targets.offset + r];
@@ -24,27 +40,71 @@ final class CpuCrossEntropy {
                             + " is outside the vocabulary [0, " + v + ")");
                 }
                 int zo = logits.offset + r * vp;
-                float max = Float.NEGATIVE_INFINITY;
-                for (int i = 0; i < v; i++) {
+                float max = bulk > 0 ? Lanes.max(z, zo, bulk) : Float.NEGATIVE_INFINITY;
+                for (int i = bulk; i < v; i++) {
                     max = Math.max(max, z[zo + i]);
                 }
-                double sum = 0.0;
-                for (int i = 0; i < v; i++) {
+                double sum = bulk > 0 ? Lanes.sumExp(z, zo, bulk, max) : 0.0;
+                for (int i = bulk; i < v; i++) {
                     sum += Math.exp(z[zo + i] - max);
                 }
                 double lse = max + Math.log(sum);
                 loss[losses.offset + r] = (float) (lse - z[zo + target]);
                 if (gradScale != 0f) {
-                    float inv = (float) (1.0 / sum);
-                    for (int i = 0; i < v; i++) {
-                        z[zo + i] = (float) Math.exp(z[zo + i] - max) * inv * gradScale;
+                    float scale = (float) (gradScale / sum);
+                    if (bulk > 0) {
+                        Lanes.expScale(z, zo, bulk, max, scale);
+                    }
+                    for (int i = bulk; i < v; i++) {
+                        z[zo + i] = (float) Math.exp(z[zo + i] - max) * scale;
                     }
                     z[zo + target] -= gradScale;
-                    for (int i = v; i < vp; i++) {
-                        z[zo + i] = 0f;
-                    }
+                    java.util.Arrays.fill(z, zo + v, zo + vp, 0f);
                 }
             }
         });
+    }
+
+    /** The Vector API passes over the first {@code len} (a whole number of vectors) of a row. */
+    private static final class Lanes {
+
+        private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+        /** Vectors summed in float before the block's total joins the double sum: keeps ~1e-7 relative. */
+        private static final int BLOCK = 64 * S.length();
+
+        static int bound(int len) {
+            return S.loopBound(len);
+        }
+
+        static float max(float[] z, int off, int len) {
+            FloatVector acc = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY);
+            for (int i = 0; i < len; i += S.length()) {
+                acc = acc.max(FloatVector.fromArray(S, z, off + i));
+            }
+            return acc.reduceLanes(VectorOperators.MAX);
+        }
+
+        static double sumExp(float[] z, int off, int len, float max) {
+            FloatVector m = FloatVector.broadcast(S, max);
+            double sum = 0.0;
+            for (int block = 0; block < len; block += BLOCK) {
+                int end = Math.min(len, block + BLOCK);
+                FloatVector acc = FloatVector.zero(S);
+                for (int i = block; i < end; i += S.length()) {
+                    acc = acc.add(FloatVector.fromArray(S, z, off + i).sub(m).lanewise(VectorOperators.EXP));
+                }
+                sum += acc.reduceLanes(VectorOperators.ADD);
+            }
+            return sum;
+        }
+
+        /** {@code z = exp(z - max) · scale}. */
+        static void expScale(float[] z, int off, int len, float max, float scale) {
+            FloatVector m = FloatVector.broadcast(S, max);
+            for (int i = 0; i < len; i += S.length()) {
+                FloatVector.fromArray(S, z, off + i).sub(m).lanewise(VectorOperators.EXP).mul(scale)
+                        .intoArray(z, off + i);
+            }
+        }
     }
 }

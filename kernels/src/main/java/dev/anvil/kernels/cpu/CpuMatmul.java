@@ -1,67 +1,62 @@
 package dev.anvil.kernels.cpu;
 
-/** Matmul with bias: {@code out = inp · weightᵀ + bias}, forward and backward. */
+/**
+ * Matmul with bias: {@code out = inp · weightᵀ + bias}, forward and backward. All three products
+ * run through one packed {@link Gemm}; they differ only in the strides they read their operands
+ * with.
+ */
 final class CpuMatmul {
 
+    private static final int BIAS_GRAIN = 256;
+
     private final WorkerPool pool;
+    private final Gemm gemm;
 
     CpuMatmul(WorkerPool pool) {
+        this(pool, Simd.available());
+    }
+
+    /** {@code simd = false} selects the scalar micro-kernel (tests use it to check both). */
+    CpuMatmul(WorkerPool pool, boolean simd) {
         this.pool = pool;
+        this.gemm = new Gemm(pool, MicroKernel.of(simd));
     }
 
     void forward(CpuBuffer out, CpuBuffer inp, CpuBuffer weight, CpuBuffer bias, int n, int c, int oc) {
-        float[] o = out.f, x = inp.f, w = weight.f;
-        float[] bb = bias == null ? null : bias.f;
-        pool.forEach(n, (start, end) -> {
-            for (int r = start; r < end; r++) {
-                int xo = inp.offset + r * c;
-                for (int j = 0; j < oc; j++) {
-                    int wo = weight.offset + j * c;
-                    float acc = bb == null ? 0f : bb[bias.offset + j];
-                    for (int i = 0; i < c; i++) {
-                        acc += x[xo + i] * w[wo + i];
-                    }
-                    o[out.offset + r * oc + j] = acc;
+        if (bias != null) {
+            float[] o = out.f, bb = bias.f;
+            pool.forEach(n, BIAS_GRAIN, (start, end) -> {
+                for (int r = start; r < end; r++) {
+                    System.arraycopy(bb, bias.offset, o, out.offset + r * oc, oc);
                 }
-            }
-        });
+            });
+        }
+        // out[n, oc] (+)= inp[n, c] · weightᵀ, weightᵀ[p, j] = weight[j·c + p]
+        gemm.multiply(n, oc, c, inp.f, inp.offset, c, 1, weight.f, weight.offset, 1, c,
+                out.f, out.offset, oc, bias != null);
     }
 
     void backward(CpuBuffer dinp, CpuBuffer dweight, CpuBuffer dbias, CpuBuffer dout, CpuBuffer inp,
                   CpuBuffer weight, int n, int c, int oc) {
-        float[] g = dout.f, x = inp.f, w = weight.f, dw = dweight.f;
         if (dinp != null) {
-            float[] dx = dinp.f;
-            pool.forEach(n, (start, end) -> {
-                for (int r = start; r < end; r++) {
-                    int dxo = dinp.offset + r * c;
-                    for (int j = 0; j < oc; j++) {
-                        float d = g[dout.offset + r * oc + j];
-                        int wo = weight.offset + j * c;
-                        for (int i = 0; i < c; i++) {
-                            dx[dxo + i] += d * w[wo + i];
-                        }
+            // dinp[n, c] += dout[n, oc] · weight[oc, c]
+            gemm.multiply(n, c, oc, dout.f, dout.offset, oc, 1, weight.f, weight.offset, c, 1,
+                    dinp.f, dinp.offset, c, true);
+        }
+        // dweight[oc, c] += doutᵀ · inp, doutᵀ[j, r] = dout[r·oc + j]
+        gemm.multiply(oc, c, n, dout.f, dout.offset, 1, oc, inp.f, inp.offset, c, 1,
+                dweight.f, dweight.offset, c, true);
+        if (dbias != null) {
+            float[] g = dout.f, db = dbias.f;
+            // Each column's sum runs down the rows in order on one thread: deterministic.
+            pool.forEach(oc, BIAS_GRAIN, (start, end) -> {
+                for (int r = 0; r < n; r++) {
+                    int go = dout.offset + r * oc;
+                    for (int j = start; j < end; j++) {
+                        db[dbias.offset + j] += g[go + j];
                     }
                 }
             });
         }
-        float[] db = dbias == null ? null : dbias.f;
-        pool.forEach(oc, (start, end) -> {
-            for (int j = start; j < end; j++) {
-                int dwo = dweight.offset + j * c;
-                float bsum = 0f;
-                for (int r = 0; r < n; r++) {
-                    float d = g[dout.offset + r * oc + j];
-                    bsum += d;
-                    int xo = inp.offset + r * c;
-                    for (int i = 0; i < c; i++) {
-                        dw[dwo + i] += d * x[xo + i];
-                    }
-                }
-                if (db != null) {
-                    db[dbias.offset + j] += bsum;
-                }
-            }
-        });
     }
 }

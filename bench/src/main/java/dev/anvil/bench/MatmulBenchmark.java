@@ -1,0 +1,119 @@
+package dev.anvil.bench;
+
+import dev.anvil.kernels.Buffer;
+import dev.anvil.kernels.DType;
+import dev.anvil.kernels.cpu.CpuBackend;
+import org.openjdk.jmh.annotations.AuxCounters;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+
+import java.lang.foreign.MemorySegment;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * GFLOP/s of the CPU backend's matmul, on all cores, for an MLP layer of GPT-2 small
+ * ({@code 1024×768×3072}) and for the LM head of a 384-channel model ({@code 1024×384×50304}).
+ *
+ * <p>Each product {@code n×c×oc} is {@code 2·n·c·oc} FLOP. The secondary result {@code gflop} is a
+ * counter of GFLOP done, which JMH reports per second: read it as GFLOP/s. {@code forward} does one
+ * product, {@code backward} two ({@code dinp} and {@code dweight}), {@code backwardWeight} only
+ * {@code dweight} (so {@code dinp}'s share is the difference).
+ *
+ * <pre>java --add-modules jdk.incubator.vector -jar bench/target/benchmarks.jar MatmulBenchmark</pre>
+ */
+@State(Scope.Benchmark)
+@BenchmarkMode(Mode.Throughput)
+@OutputTimeUnit(TimeUnit.SECONDS)
+@Warmup(iterations = 2, time = 5)
+@Measurement(iterations = 3, time = 5)
+@Fork(value = 1, jvmArgsAppend = {"--add-modules=jdk.incubator.vector", "-Xmx4g"})
+public class MatmulBenchmark {
+
+    /** {@code n x c x oc}: rows, input channels, output channels. */
+    @Param({"1024x768x3072", "1024x384x50304"})
+    public String shape;
+
+    private CpuBackend backend;
+    private Buffer inp, weight, bias, out, dout, dinp, dweight, dbias;
+    private int n, c, oc;
+    private double gflopPerProduct;
+
+    /** GFLOP done; JMH reports it per second. */
+    @State(Scope.Thread)
+    @AuxCounters(AuxCounters.Type.OPERATIONS)
+    public static class Flops {
+        public double gflop;
+
+        @Setup(Level.Iteration)
+        public void reset() {
+            gflop = 0;
+        }
+    }
+
+    @Setup(Level.Trial)
+    public void setUp() {
+        String[] dims = shape.split("x");
+        n = Integer.parseInt(dims[0]);
+        c = Integer.parseInt(dims[1]);
+        oc = Integer.parseInt(dims[2]);
+        gflopPerProduct = 2.0 * n * c * oc / 1e9;
+        backend = new CpuBackend();
+        Random rnd = new Random(1);
+        inp = random(rnd, (long) n * c);
+        weight = random(rnd, (long) oc * c);
+        bias = random(rnd, oc);
+        dout = random(rnd, (long) n * oc);
+        out = backend.allocate(DType.FP32, (long) n * oc);
+        dinp = backend.allocate(DType.FP32, (long) n * c);
+        dweight = backend.allocate(DType.FP32, (long) oc * c);
+        dbias = backend.allocate(DType.FP32, oc);
+    }
+
+    private Buffer random(Random rnd, long length) {
+        float[] values = new float[(int) length];
+        for (int i = 0; i < values.length; i++) {
+            values[i] = rnd.nextFloat() - 0.5f;
+        }
+        Buffer b = backend.allocate(DType.FP32, length);
+        backend.upload(b, MemorySegment.ofArray(values));
+        return b;
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+        backend.close();
+    }
+
+    @Benchmark
+    public Buffer forward(Flops flops) {
+        backend.matmulForward(out, inp, weight, bias, n, c, oc);
+        flops.gflop += gflopPerProduct;
+        return out;
+    }
+
+    @Benchmark
+    public Buffer backward(Flops flops) {
+        backend.matmulBackward(dinp, dweight, dbias, dout, inp, weight, n, c, oc);
+        flops.gflop += 2 * gflopPerProduct;
+        return dweight;
+    }
+
+    @Benchmark
+    public Buffer backwardWeight(Flops flops) {
+        backend.matmulBackward(null, dweight, dbias, dout, inp, weight, n, c, oc);
+        flops.gflop += gflopPerProduct;
+        return dweight;
+    }
+}

@@ -1,0 +1,36 @@
+package dev.anvil.kernels.cpu;
+
+/**
+ * Copies a block of a strided matrix into the panel layout the {@link MicroKernel} reads: panels
+ * of {@code w} rows, each stored step by step along the shared dimension {@code k}
+ * ({@code w} consecutive values per step), the last panel zero-padded to {@code w} rows. A is
+ * packed as it is (panels of {@code mr} rows); B is packed as its transpose (panels of
+ * {@code nr} columns), so one routine serves both operands in every transpose case.
+ */
+final class GemmPacking {
+
+    private GemmPacking() {
+    }
+
+    /**
+     * Packs rows {@code [row0, row0 + rows)} and steps {@code [k0, k0 + kc)} of the matrix
+     * {@code X[r, k] = x[off + r·rowStride + k·kStride]} into {@code dst} from {@code dstOff},
+     * filling {@code ceil(rows / w) · w · kc} elements.
+     */
+    static void pack(float[] x, int off, int rowStride, int kStride, int row0, int rows, int k0, int kc, int w,
+                     float[] dst, int dstOff) {
+        int d = dstOff;
+        for (int p = 0; p < rows; p += w) {
+            int h = Math.min(w, rows - p);
+            int src = off + (row0 + p) * rowStride + k0 * kStride;
+            for (int k = 0; k < kc; k++, src += kStride) {
+                for (int r = 0, s = src; r < h; r++, s += rowStride) {
+                    dst[d++] = x[s];
+                }
+                for (int r = h; r < w; r++) {
+                    dst[d++] = 0f;
+                }
+            }
+        }
+    }
+}
