@@ -43,6 +43,9 @@ final class CpuLayerNorm {
 
     void backward(CpuBuffer dinp, CpuBuffer dweight, CpuBuffer dbias, CpuBuffer dout, CpuBuffer inp,
                   CpuBuffer weight, CpuBuffer mean, CpuBuffer rstd, int n, int c) {
+        if (n == 0) {
+            return;
+        }
         float[] dx = dinp.f, dy = dout.f, x = inp.f, w = weight.f, mu = mean.f, rs = rstd.f;
         // Each chunk sums its rows' dweight and dbias privately; the sums are added at the end in
         // chunk order. Chunks depend on n only, so results are identical whatever the thread count

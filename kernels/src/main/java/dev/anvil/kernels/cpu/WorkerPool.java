@@ -1,12 +1,17 @@
 package dev.anvil.kernels.cpu;
 
-import java.util.concurrent.atomic.AtomicInteger;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.util.concurrent.locks.LockSupport;
 
 /**
  * A fixed set of worker threads that run one parallel loop at a time. The calling thread works
- * too, chunks are handed out through one atomic counter (so uneven chunks balance), and nothing is
- * allocated per loop: a training step runs hundreds of these.
+ * too, and chunks are handed out through one atomic counter, so uneven chunks balance.
+ *
+ * <p>A loop is done when all its chunks are done, not when every worker has checked in: a worker
+ * the OS has not scheduled yet (two cores shared with a build, say) never holds up a loop it took
+ * no part in. Each loop is one small {@link Job}, so a worker that wakes late only ever sees a
+ * finished job, never half of the next one.
  */
 final class WorkerPool implements AutoCloseable {
 
@@ -18,15 +23,60 @@ final class WorkerPool implements AutoCloseable {
 
     private static final int SPINS_BEFORE_PARK = 20_000;
 
+    /** One parallel loop: its body, its chunk counter and its count of finished chunks. */
+    private static final class Job {
+        private static final VarHandle NEXT;
+        private static final VarHandle DONE;
+
+        static {
+            try {
+                MethodHandles.Lookup lookup = MethodHandles.lookup();
+                NEXT = lookup.findVarHandle(Job.class, "next", int.class);
+                DONE = lookup.findVarHandle(Job.class, "done", int.class);
+            } catch (ReflectiveOperationException e) {
+                throw new ExceptionInInitializerError(e);
+            }
+        }
+
+        final Range body;
+        final int count;
+        final int grain;
+        final int chunks;
+        volatile int next;
+        volatile int done;
+        volatile Throwable failure;
+
+        Job(Range body, int count, int grain) {
+            this.body = body;
+            this.count = count;
+            this.grain = grain;
+            this.chunks = (int) (((long) count + grain - 1) / grain);
+        }
+
+        /** Runs chunks until none are left. */
+        void work() {
+            for (int c = (int) NEXT.getAndAdd(this, 1); c < chunks; c = (int) NEXT.getAndAdd(this, 1)) {
+                int start = c * grain;
+                try {
+                    if (failure == null) {
+                        body.run(start, (int) Math.min(count, (long) start + grain));
+                    }
+                } catch (Throwable t) {
+                    failure = t;
+                } finally {
+                    DONE.getAndAdd(this, 1);
+                }
+            }
+        }
+
+        boolean finished() {
+            return done == chunks;
+        }
+    }
+
     private final Thread[] workers;
-    private final AtomicInteger next = new AtomicInteger();
-    private final AtomicInteger running = new AtomicInteger();
-    private volatile long generation;
+    private volatile Job job;
     private volatile boolean closed;
-    private volatile Range body;
-    private volatile int count;
-    private volatile int grain;
-    private volatile Throwable failure;
     private boolean inLoop;
 
     WorkerPool(int threads) {
@@ -64,29 +114,23 @@ final class WorkerPool implements AutoCloseable {
         }
         inLoop = true;
         try {
-            this.body = body;
-            this.count = count;
-            this.grain = grain;
-            this.failure = null;
-            next.set(0);
-            running.set(workers.length);
-            generation++;
+            Job j = new Job(body, count, grain);
+            job = j;
             for (Thread w : workers) {
                 LockSupport.unpark(w);
             }
-            work();
-            while (running.get() != 0) {
+            j.work();
+            while (!j.finished()) {
                 Thread.onSpinWait();
             }
-            this.body = null;
-            Throwable t = failure;
+            Throwable t = j.failure;
+            if (t instanceof RuntimeException r) {
+                throw r;
+            }
+            if (t instanceof Error e) {
+                throw e;
+            }
             if (t != null) {
-                if (t instanceof RuntimeException r) {
-                    throw r;
-                }
-                if (t instanceof Error e) {
-                    throw e;
-                }
                 throw new IllegalStateException(t);
             }
         } finally {
@@ -94,25 +138,12 @@ final class WorkerPool implements AutoCloseable {
         }
     }
 
-    private void work() {
-        Range b = body;
-        int n = count;
-        int g = grain;
-        try {
-            for (int s = next.getAndAdd(g); s < n; s = next.getAndAdd(g)) {
-                b.run(s, Math.min(n, s + g));
-            }
-        } catch (Throwable t) {
-            failure = t;
-            next.set(n);
-        }
-    }
-
     private void workerLoop() {
-        long seen = 0;
+        Job seen = null;
         while (true) {
             int spins = 0;
-            while (generation == seen && !closed) {
+            Job j;
+            while ((j = job) == seen && !closed) {
                 if (++spins < SPINS_BEFORE_PARK) {
                     Thread.onSpinWait();
                 } else {
@@ -122,15 +153,15 @@ final class WorkerPool implements AutoCloseable {
             if (closed) {
                 return;
             }
-            seen = generation;
-            work();
-            running.decrementAndGet();
+            seen = j;
+            j.work();
         }
     }
 
     @Override
     public void close() {
         closed = true;
+        job = null;
         for (Thread w : workers) {
             LockSupport.unpark(w);
         }
