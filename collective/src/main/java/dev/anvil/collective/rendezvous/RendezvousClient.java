@@ -103,6 +103,8 @@ public final class RendezvousClient {
         }
     }
 
+    // Sharable because each connect attempt installs it; only the attempt that connects ever sees events.
+    @io.netty.channel.ChannelHandler.Sharable
     private static final class Handler extends SimpleChannelInboundHandler<Frame> {
         final CompletableFuture<List<PeerAddress>> welcome = new CompletableFuture<>();
         private final RendezvousConfig config;

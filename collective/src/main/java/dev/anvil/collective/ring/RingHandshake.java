@@ -142,7 +142,11 @@ public final class RingHandshake {
         }
     }
 
-    /** Client side: introduces this rank to its right neighbour. */
+    /**
+     * Client side: introduces this rank to its right neighbour. Sharable because each connect attempt installs it;
+     * only the attempt that connects ever sees events.
+     */
+    @io.netty.channel.ChannelHandler.Sharable
     public static final class Connect extends SimpleChannelInboundHandler<Frame> {
         private final int rank;
         private final int ranks;
