@@ -63,7 +63,7 @@ public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--grad-accum", defaultValue = "1", description = "Micro-batches per optimizer step (default: ${DEFAULT-VALUE})")
     int gradAccum;
 
-    @Option(names = "--steps", defaultValue = "300", description = "Optimizer steps (default: ${DEFAULT-VALUE})")
+    @Option(names = "--steps", defaultValue = "1000", description = "Optimizer steps (default: ${DEFAULT-VALUE})")
     int steps;
 
     @Option(names = "--lr", defaultValue = "1e-3", description = "Peak learning rate (default: ${DEFAULT-VALUE})")
@@ -139,9 +139,8 @@ public final class TrainCommand implements Callable<Integer> {
              MetricsLog metrics = metricsOut == null ? null : new MetricsLog(metricsOut)) {
             int start = startingPoint(gpt, adamw, initial, checkpoints, config, out);
             out.printf(Locale.ROOT, "anvil train: %s, %,d parameters, %s%n", model, model.parameterCount(), backend.description());
-            out.printf(Locale.ROOT, "data: %s (%,d tokens)%s; B=%d T=%d accum=%d: %,d tokens per step%n",
-                    sources.train(), sources.train().size(),
-                    sources.val() == null ? "" : ", validation " + sources.val(),
+            out.printf(Locale.ROOT, "data: %s%s%nbatch: B=%d T=%d accum=%d, %,d tokens per step%n",
+                    sources.train(), sources.val() == null ? "" : "; validation: " + sources.val(),
                     config.batchSize(), config.seqLen(), config.gradAccum(), config.tokensPerStep());
             if (start >= config.steps()) {
                 out.println("nothing to do: the checkpoint has already completed " + start + " of " + config.steps() + " steps");
@@ -151,7 +150,7 @@ public final class TrainCommand implements Callable<Integer> {
             RunManifest[] manifest = new RunManifest[1];
             StopSignal stop = StopSignal.install();
             Trainer trainer = new Trainer(gpt, adamw, config, 1)
-                    .progress(new ProgressLine(out, ProgressLine.stdoutIsTerminal(), 10))
+                    .progress(new ProgressLine(out, ProgressLine.stdoutIsTerminal(), 5))
                     .stopOn(stop)
                     .checkpoints(step -> {
                         if (manifest[0] == null) {

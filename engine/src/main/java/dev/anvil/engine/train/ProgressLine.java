@@ -6,7 +6,8 @@ import java.util.Locale;
 
 /**
  * One live status line for long work: on a terminal it is rewritten in place (at most ten times a
- * second); in a log file it becomes a full line every {@code logEvery} updates, so logs stay short.
+ * second); in a log file it becomes a full line at most every {@code logSeconds} seconds, so logs
+ * stay short.
  */
 public final class ProgressLine {
 
@@ -14,16 +15,16 @@ public final class ProgressLine {
 
     private final PrintStream out;
     private final boolean terminal;
-    private final int logEvery;
+    private final long logNanos;
     private long lastDraw;
-    private int updates;
+    private boolean drawn;
     private int width;
 
     /** A progress line on {@code out}; {@code terminal} chooses in-place redraws over log lines. */
-    public ProgressLine(PrintStream out, boolean terminal, int logEvery) {
+    public ProgressLine(PrintStream out, boolean terminal, double logSeconds) {
         this.out = out;
         this.terminal = terminal;
-        this.logEvery = Math.max(1, logEvery);
+        this.logNanos = (long) (logSeconds * 1e9);
     }
 
     /** Whether standard output is an interactive terminal. */
@@ -34,18 +35,18 @@ public final class ProgressLine {
 
     /** Shows {@code text}; {@code force} draws it even if the last redraw was very recent. */
     public void update(String text, boolean force) {
-        updates++;
+        long now = System.nanoTime();
+        if (!force && drawn && now - lastDraw < (terminal ? MIN_REDRAW_NANOS : logNanos)) {
+            return;
+        }
+        lastDraw = now;
+        drawn = true;
         if (terminal) {
-            long now = System.nanoTime();
-            if (!force && now - lastDraw < MIN_REDRAW_NANOS) {
-                return;
-            }
-            lastDraw = now;
             int pad = Math.max(0, width - text.length());
             out.print("\r" + text + " ".repeat(pad));
             width = text.length();
             out.flush();
-        } else if (force || updates % logEvery == 0) {
+        } else {
             out.println(text);
         }
     }
