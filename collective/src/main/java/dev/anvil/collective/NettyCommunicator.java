@@ -27,6 +27,7 @@ import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
+import java.util.function.Function;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
@@ -210,7 +211,7 @@ public final class NettyCommunicator implements Communicator, ControlListener {
     public CompletableFuture<Void> allReduceAsync(MemorySegment buf, ElementType type, ReduceOp op) {
         checkBuffer(buf, type);
         checkAccess(buf);
-        return engine.allReduce(buf, type, op);
+        return addressable(buf, segment -> engine.allReduce(segment, type, op));
     }
 
     /**
@@ -222,7 +223,31 @@ public final class NettyCommunicator implements Communicator, ControlListener {
     public CompletableFuture<Void> broadcastAsync(MemorySegment buf, int root) {
         checkRoot(root, worldSize());
         checkAccess(buf);
-        return engine.broadcast(buf, root);
+        return addressable(buf, segment -> engine.broadcast(segment, root));
+    }
+
+    /**
+     * Runs {@code collective} on {@code buf}, through a native copy when {@code buf} is a heap
+     * segment over an array other than {@code byte[]} (a {@code float[]}, say): the Vector API and
+     * Netty can only address native memory and byte arrays.
+     */
+    private static CompletableFuture<Void> addressable(MemorySegment buf,
+                                                       Function<MemorySegment, CompletableFuture<Void>> collective) {
+        if (buf.isNative() || buf.heapBase().orElse(null) instanceof byte[]) {
+            return collective.apply(buf);
+        }
+        Arena arena = Arena.ofShared();
+        MemorySegment staged = arena.allocate(buf.byteSize(), Long.BYTES);
+        staged.copyFrom(buf);
+        return collective.apply(staged).whenComplete((ok, failure) -> {
+            try {
+                if (failure == null) {
+                    buf.copyFrom(staged);
+                }
+            } finally {
+                arena.close();
+            }
+        });
     }
 
     @Override

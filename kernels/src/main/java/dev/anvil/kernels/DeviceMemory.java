@@ -1,6 +1,7 @@
 package dev.anvil.kernels;
 
 import java.lang.foreign.MemorySegment;
+import java.util.Optional;
 
 /**
  * Allocation and host transfers of a backend. Host memory is described by {@link MemorySegment}s
@@ -36,4 +37,13 @@ public interface DeviceMemory {
 
     /** Blocks until all work queued on this backend has finished. */
     void synchronize();
+
+    /**
+     * The buffer's memory as a host segment, readable from any thread, when this backend keeps
+     * buffers in host memory (the CPU backend does), so that collectives work on it without a copy;
+     * empty for device memory, which must be staged through {@link #download}/{@link #upload}.
+     */
+    default Optional<MemorySegment> hostView(Buffer buffer) {
+        return Optional.empty();
+    }
 }

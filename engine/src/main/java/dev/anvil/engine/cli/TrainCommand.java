@@ -149,7 +149,7 @@ public final class TrainCommand implements Callable<Integer> {
             // Hashing big shards takes a while: do it once, when the first checkpoint is written.
             RunManifest[] manifest = new RunManifest[1];
             StopSignal stop = StopSignal.install();
-            Trainer trainer = new Trainer(gpt, adamw, config, 1)
+            Trainer trainer = new Trainer(gpt, adamw, config)
                     .progress(new ProgressLine(out, ProgressLine.stdoutIsTerminal(), 5))
                     .stopOn(stop)
                     .checkpoints(step -> {

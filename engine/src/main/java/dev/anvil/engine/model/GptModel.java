@@ -220,11 +220,27 @@ public final class GptModel implements AutoCloseable {
     }
 
     /**
+     * Told during the backward pass each time a region of the gradient buffer is final, so
+     * data-parallel sync can start on it while the earlier layers are still computing. Regions come
+     * from the end of the buffer to its start, each adjoining the previous one.
+     */
+    @FunctionalInterface
+    public interface GradientListener {
+        /** Gradients {@code [offset, offset + length)} will not change again in this backward pass. */
+        void ready(long offset, long length);
+    }
+
+    /**
      * Backward pass of the last {@link #forward}: adds the gradient of its (scaled) mean loss into
      * {@link #gradients()}. The gradient buffer is filled from its end (ln_f, then the last block)
      * to its start (the embeddings).
      */
     public void backward() {
+        backward((offset, length) -> { });
+    }
+
+    /** {@link #backward()}, telling {@code listener} as each region of the gradients becomes final. */
+    public void backward(GradientListener listener) {
         if (!backwardReady) {
             throw new IllegalStateException("backward() needs a training forward() first, once per forward");
         }
@@ -240,10 +256,17 @@ public final class GptModel implements AutoCloseable {
         backend.zero(s.dresidual());
         backend.layerNormBackward(s.dresidual(), g.lnfw(), g.lnfb(), s.dln(), acts.residualInto(config.numLayers()),
                 w.lnfw(), acts.lnfMean, acts.lnfRstd, n, c);
-        for (int l = config.numLayers() - 1; l >= 0; l--) {
-            backwardBlock(l, b, t);
+        long end = layout.totalSize();
+        for (int l = config.numLayers(); l >= 0; l--) {
+            if (l < config.numLayers()) {
+                backwardBlock(l, b, t);
+            }
+            long start = layout.blockStart(l);
+            listener.ready(start, end - start);
+            end = start;
         }
         backend.encoderBackward(g.wte(), g.wpe(), s.dresidual(), acts.tokens, b, t, c);
+        listener.ready(0, end);
     }
 
     /**

@@ -3,6 +3,8 @@ package dev.anvil.engine.train;
 import dev.anvil.engine.model.GptModel;
 import dev.anvil.engine.optim.AdamW;
 import dev.anvil.engine.optim.LearningRateSchedule;
+import dev.anvil.engine.parallel.DataParallel;
+import dev.anvil.engine.parallel.GradientSync;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -18,6 +20,12 @@ import java.util.function.Consumer;
  *
  * <p>Micro-step {@code k} of optimizer step {@code s} (0-based) reads batch index
  * {@code s·gradAccum + k}, so the data position follows from the step alone.
+ *
+ * <p>Data-parallel: each rank computes its own batches; the last micro-batch's backward pass
+ * averages the gradients across ranks in overlapping buckets ({@link GradientSync}), so every rank
+ * makes the same update. The ranks agree on the mean loss and on stopping after each step, so a
+ * signal that reaches one rank stops all of them at the same step. Only the leader should be given
+ * checkpoints, metrics and progress.
  */
 public final class Trainer {
 
@@ -41,7 +49,8 @@ public final class Trainer {
     private final GptModel model;
     private final AdamW adamw;
     private final TrainConfig config;
-    private final int worldSize;
+    private DataParallel group = DataParallel.single();
+    private GradientSync sync;
     private Batches validation;
     private int evalEvery;
     private int valBatches = 20;
@@ -51,14 +60,17 @@ public final class Trainer {
     private ProgressLine progress;
     private StopSignal stop = StopSignal.none();
 
-    /**
-     * @param worldSize data-parallel ranks, for the global tokens/s figure (1 on one process)
-     */
-    public Trainer(GptModel model, AdamW adamw, TrainConfig config, int worldSize) {
+    public Trainer(GptModel model, AdamW adamw, TrainConfig config) {
         this.model = Objects.requireNonNull(model);
         this.adamw = Objects.requireNonNull(adamw);
         this.config = Objects.requireNonNull(config);
-        this.worldSize = worldSize;
+    }
+
+    /** Trains as one rank of {@code group}, averaging gradients through {@code sync}. */
+    public Trainer dataParallel(DataParallel group, GradientSync sync) {
+        this.group = Objects.requireNonNull(group);
+        this.sync = Objects.requireNonNull(sync);
+        return this;
     }
 
     /** Evaluates {@code batches} validation batches on {@code source} every {@code every} steps (0 = never). */
@@ -106,7 +118,7 @@ public final class Trainer {
         int[] inputs = new int[b * t];
         int[] targets = new int[b * t];
         LearningRateSchedule lrs = config.learningRates();
-        long tokensPerStep = config.tokensPerStep() * worldSize;
+        long tokensPerStep = config.tokensPerStep() * group.worldSize();
         long runStart = System.nanoTime();
         double timedSeconds = 0;
         int timedSteps = 0;
@@ -120,9 +132,16 @@ public final class Trainer {
             for (int k = 0; k < accum; k++) {
                 train.fill((long) step * accum + k, inputs, targets);
                 lossSum += model.forward(inputs, targets, b, t, 1f / accum);
-                model.backward();
+                if (k == accum - 1 && sync != null) {
+                    model.backward(sync);
+                    sync.finish();
+                } else {
+                    model.backward();
+                }
             }
-            loss = (float) (lossSum / accum);
+            float[] agreed = group.agree((float) (lossSum / accum), stop.requested());
+            loss = agreed[0] / group.worldSize();
+            boolean stopping = agreed[1] > 0;
             float norm = adamw.gradientNorm(model.gradients());
             if (!Float.isFinite(loss) || !Float.isFinite(norm)) {
                 throw new TrainingDivergedException(step + 1, String.format(Locale.ROOT,
@@ -144,7 +163,6 @@ public final class Trainer {
                     (System.nanoTime() - runStart) / 1e9, valLoss);
             listener.accept(metrics);
             showProgress(metrics, timedSteps == 0 ? stepSeconds : timedSeconds / timedSteps);
-            boolean stopping = stop.requested();
             if (checkpoints != null && (stopping || step == config.steps() || (saveEvery > 0 && step % saveEvery == 0))) {
                 lastCheckpoint = save(step);
             }
@@ -155,20 +173,21 @@ public final class Trainer {
         if (progress != null) {
             progress.finish();
         }
-        return new Result(step, loss, stop.reason(), lastCheckpoint);
+        String reason = step < config.steps() ? (stop.reason() != null ? stop.reason() : "another rank's stop") : null;
+        return new Result(step, loss, reason, lastCheckpoint);
     }
 
-    /** Mean loss over the validation batches. */
+    /** Mean loss over the validation batches, which the ranks share out between them. */
     public float evaluate() {
         int b = config.batchSize(), t = config.seqLen();
         int[] inputs = new int[b * t];
         int[] targets = new int[b * t];
         double sum = 0;
-        for (int i = 0; i < valBatches; i++) {
+        for (int i = group.rank(); i < valBatches; i += group.worldSize()) {
             validation.fill(i, inputs, targets);
             sum += model.evaluate(inputs, targets, b, t);
         }
-        return (float) (sum / valBatches);
+        return group.agree((float) sum, false)[0] / valBatches;
     }
 
     private Path save(int step) {

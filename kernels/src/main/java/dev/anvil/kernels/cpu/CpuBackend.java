@@ -6,7 +6,7 @@ import dev.anvil.kernels.Buffer;
 import dev.anvil.kernels.DType;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
+import java.util.Optional;
 
 /**
  * The pure-Java backend: every op runs on a fixed pool of threads over heap arrays, with Vector API
@@ -106,6 +106,11 @@ public final class CpuBackend implements Backend {
             throw new IllegalArgumentException("copy needs equal buffers, got " + d + " and " + s);
         }
         MemorySegment.copy(s.segment(), 0, d.segment(), 0, s.segment().byteSize());
+    }
+
+    @Override
+    public Optional<MemorySegment> hostView(Buffer buffer) {
+        return Optional.of(((CpuBuffer) buffer).segment());
     }
 
     @Override

@@ -1,0 +1,128 @@
+package dev.anvil.engine.parallel;
+
+import dev.anvil.collective.Communicator;
+import dev.anvil.collective.ElementType;
+import dev.anvil.collective.ReduceOp;
+import dev.anvil.engine.model.GptModel;
+import dev.anvil.kernels.Backend;
+import dev.anvil.kernels.Buffer;
+import dev.anvil.kernels.DType;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+
+/**
+ * Averages the gradient buffer across data-parallel ranks in buckets, each bucket's all-reduce
+ * starting as soon as the backward pass has finished it, so communication overlaps the backward of
+ * the earlier layers (as PyTorch DDP does). Buckets are contiguous slices of the one gradient
+ * buffer, filled from its end to its start in backward order.
+ *
+ * <p>Where the backend keeps gradients in host memory the all-reduce works on them in place;
+ * otherwise each bucket is downloaded into a host staging buffer and uploaded back at the end.
+ */
+public final class GradientSync implements GptModel.GradientListener, AutoCloseable {
+
+    /** PyTorch DDP's default bucket size. */
+    public static final long DEFAULT_BUCKET_BYTES = 25L << 20;
+
+    private record Pending(long offset, long length, CompletableFuture<Void> done) {
+    }
+
+    private final Communicator comm;
+    private final Backend backend;
+    private final Buffer grads;
+    private final long bucketElements;
+    private final Optional<MemorySegment> hostGrads;
+    private final Arena stagingArena;
+    private final MemorySegment staging;
+    private final List<Pending> pending = new ArrayList<>();
+    private long readyStart;
+    private long readyEnd;
+    private long bytesReduced;
+
+    public GradientSync(Communicator comm, Backend backend, Buffer grads, long bucketBytes) {
+        if (grads.dtype() != DType.FP32) {
+            throw new IllegalArgumentException("gradient sync expects fp32 gradients, got " + grads.dtype());
+        }
+        if (bucketBytes < 4) {
+            throw new IllegalArgumentException("bucket size must be at least one element, got " + bucketBytes + " bytes");
+        }
+        this.comm = comm;
+        this.backend = backend;
+        this.grads = grads;
+        this.bucketElements = bucketBytes / Float.BYTES;
+        this.hostGrads = backend.hostView(grads);
+        this.stagingArena = hostGrads.isPresent() ? null : Arena.ofShared();
+        this.staging = hostGrads.isPresent() ? null : stagingArena.allocate(grads.length() * Float.BYTES, 64);
+        begin();
+    }
+
+    /** Gradient bytes all-reduced so far (for throughput metrics). */
+    public long bytesReduced() {
+        return bytesReduced;
+    }
+
+    private void begin() {
+        pending.clear();
+        readyStart = grads.length();
+        readyEnd = grads.length();
+    }
+
+    @Override
+    public void ready(long offset, long length) {
+        if (offset + length != readyStart) {
+            throw new IllegalStateException("gradient regions must arrive from the end of the buffer to its start: got ["
+                    + offset + ", " + (offset + length) + ") after " + readyStart);
+        }
+        readyStart = offset;
+        if (readyEnd - readyStart >= bucketElements || readyStart == 0) {
+            launch(readyStart, readyEnd - readyStart);
+            readyEnd = readyStart;
+        }
+    }
+
+    private void launch(long offset, long length) {
+        if (length == 0) {
+            return;
+        }
+        long bytes = length * Float.BYTES;
+        MemorySegment host;
+        if (hostGrads.isPresent()) {
+            host = hostGrads.get().asSlice(offset * Float.BYTES, bytes);
+        } else {
+            host = staging.asSlice(offset * Float.BYTES, bytes);
+            backend.download(grads.slice(offset, length), host);
+        }
+        pending.add(new Pending(offset, length, comm.allReduceAsync(host, ElementType.FLOAT32, ReduceOp.MEAN)));
+        bytesReduced += bytes;
+    }
+
+    /**
+     * Waits for every bucket of this backward pass (launching any the pass left unfinished) and
+     * puts staged results back on the device; then gradients are the mean over ranks.
+     */
+    public void finish() {
+        if (readyEnd > readyStart) {
+            launch(readyStart, readyEnd - readyStart);
+        }
+        for (Pending p : pending) {
+            Communicator.await(p.done());
+            if (hostGrads.isEmpty()) {
+                backend.upload(grads.slice(p.offset(), p.length()),
+                        staging.asSlice(p.offset() * Float.BYTES, p.length() * Float.BYTES));
+            }
+        }
+        begin();
+    }
+
+    @Override
+    public void close() {
+        if (stagingArena != null) {
+            stagingArena.close();
+        }
+    }
+}
