@@ -36,7 +36,7 @@ public final class Driver {
     /** {@code CU_EVENT_DISABLE_TIMING}. */
     public static final int EVENT_DISABLE_TIMING = 0x2;
 
-    private static final Binder LIB = Binder.load("the CUDA driver library", LibraryLocator.fromEnvironment(),
+    private static final Binder LIB = Binder.load("libcuda (the CUDA driver)", LibraryLocator.fromEnvironment(),
             List.of("libcuda.so.1", "libcuda.so"));
 
     private static final MethodHandle cuInit = LIB.bind("cuInit", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
@@ -121,7 +121,7 @@ public final class Driver {
     public static void check(int status, String call) {
         if (status != SUCCESS) {
             throw new CudaException(call, status, errorText(cuGetErrorName, status, "unknown CUresult"),
-                    errorText(cuGetErrorString, status, "no description (the driver does not know this code)"));
+                    errorText(cuGetErrorString, status, "no description"));
         }
     }
 
