@@ -35,7 +35,7 @@ __device__ void softmax_cross_entropy(float* losses, T* logits, const int* targe
         if (x > m) {
             s = s * expf(m - x) + 1.f;
             m = x;
-        } else {
+        } else if (x != -CUDART_INF_F) {  // exp(-inf - -inf) would be NaN
             s += expf(x - m);
         }
     }

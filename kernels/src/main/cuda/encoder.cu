@@ -36,15 +36,20 @@ EXPORT_F32_BF16(encoder_backward_wpe, ENC_WPE_PARAMS, (dwpe, dout, B, Tn, C))
 /**
  * dwte[tokens[bt],c] += dout[bt,c]. A token repeats across positions, so rows collide: atomics
  * (bf16 atomics need sm_80, the oldest target built). The summation order is not fixed.
+ * A token id outside [0, vocab) is reported and contributes nothing.
  */
 template <typename T>
-__device__ void encoder_backward_wte(T* dwte, const T* dout, const int* tokens, int BT, int C, int vocab) {
+__device__ void encoder_backward_wte(T* dwte, const T* dout, const int* tokens, int BT, int C, int vocab,
+                                     int* errors) {
     GRID_STRIDE(i, (size_t)BT * C) {
         int bt = (int)(i / C), c = (int)(i % C);
         int id = tokens[bt];
-        if (id < 0 || id >= vocab) continue;  // reported by the forward pass
+        if (id < 0 || id >= vocab) {
+            if (c == 0) report_error(errors, ANVIL_ERR_TOKEN, bt, id);
+            continue;
+        }
         atomicAdd(&dwte[(size_t)id * C + c], dout[i]);
     }
 }
-#define ENC_WTE_PARAMS(T) (T* dwte, const T* dout, const int* tokens, int BT, int C, int vocab)
-EXPORT_F32_BF16(encoder_backward_wte, ENC_WTE_PARAMS, (dwte, dout, tokens, BT, C, vocab))
+#define ENC_WTE_PARAMS(T) (T* dwte, const T* dout, const int* tokens, int BT, int C, int vocab, int* errors)
+EXPORT_F32_BF16(encoder_backward_wte, ENC_WTE_PARAMS, (dwte, dout, tokens, BT, C, vocab, errors))

@@ -190,7 +190,8 @@ public final class CudaBackend implements Backend {
     void free(CudaBuffer b) {
         if (!closed && allocations.remove(b)) {
             enter();
-            Driver.memFree(b.pointer());  // cuMemFree waits for queued work that may still use it
+            Driver.streamSynchronize(stream);  // queued kernels may still use it
+            Driver.memFree(b.pointer());
         }
     }
 
@@ -353,7 +354,8 @@ public final class CudaBackend implements Backend {
         launcher.begin(kernels.encoderBackwardWpe.of(dt)).ptr(dpe).ptr(g).i32(b).i32(t).i32(c)
                 .launch(grid((long) t * c), THREADS);
         launcher.begin(kernels.encoderBackwardWte.of(dt)).ptr(dte).ptr(g).ptr(tok).i32((int) bt).i32(c)
-                .i32((int) Math.min(Integer.MAX_VALUE, dte.length() / c)).launch(grid(bt * c), THREADS);
+                .i32((int) Math.min(Integer.MAX_VALUE, dte.length() / c)).ptr(errorFlag)
+                .launch(grid(bt * c), THREADS);
     }
 
     @Override

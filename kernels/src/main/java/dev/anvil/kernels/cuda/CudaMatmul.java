@@ -39,7 +39,7 @@ final class CudaMatmul implements AutoCloseable {
 
     /** Everything that selects descriptors and an algorithm. */
     private record Shape(boolean transA, boolean transB, long m, long n, long k, DType a, DType b, DType d,
-                         boolean bias, int alignA, int alignB, int alignD) {
+                         boolean bias, int alignA, int alignB, int alignD, int alignBias) {
     }
 
     /** Descriptors and the chosen algorithm of one shape. */
@@ -74,7 +74,8 @@ final class CudaMatmul implements AutoCloseable {
     void gemm(boolean transA, boolean transB, long m, long n, long k, CudaBuffer a, CudaBuffer b, CudaBuffer d,
               CudaBuffer bias, boolean accumulate) {
         Shape shape = new Shape(transA, transB, m, n, k, a.dtype(), b.dtype(), d.dtype(), bias != null,
-                alignment(a.pointer()), alignment(b.pointer()), alignment(d.pointer()));
+                alignment(a.pointer()), alignment(b.pointer()), alignment(d.pointer()),
+                bias == null ? 0 : alignment(bias.pointer()));
         Plan plan = plans.get(shape);
         if (plan == null) {
             plan = plan(shape, bias);

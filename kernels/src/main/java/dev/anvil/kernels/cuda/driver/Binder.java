@@ -17,6 +17,7 @@ import java.util.Optional;
  * symbol) is missing, the handle still exists with the right type but throws the loading error, so
  * the bindings can be {@code static final} fields whether or not CUDA is installed.
  */
+@SuppressWarnings("restricted")  // loading libraries and binding symbols is what this class is for
 final class Binder {
 
     private static final Linker LINKER = Linker.nativeLinker();

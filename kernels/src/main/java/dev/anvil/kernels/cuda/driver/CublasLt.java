@@ -17,6 +17,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * {@code library_types.h} of CUDA 13 (unchanged since CUDA 11). cuBLASLt is column-major; callers
  * map row-major tensors onto it themselves.
  */
+@SuppressWarnings("restricted")  // status names come back as bare C string addresses
 public final class CublasLt {
 
     /** {@code CUBLAS_STATUS_SUCCESS}. */

@@ -21,6 +21,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * <p>Device pointers ({@code CUdeviceptr}) are {@code long}s; handles (contexts, streams, modules,
  * functions, events) are {@link MemorySegment} addresses.
  */
+@SuppressWarnings("restricted")  // C strings and host allocations come back as bare addresses
 public final class Driver {
 
     /** {@code CUDA_SUCCESS}. */
