@@ -8,6 +8,10 @@ import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
 
 /**
  * Anvil's own kernels: the fatbin built from {@code src/main/cuda} by nvcc, loaded from the
@@ -33,7 +37,20 @@ final class CudaKernels implements AutoCloseable {
         }
     }
 
+    /** Kernels compiled for both storage types, as {@code <name>_f32} and {@code <name>_bf16}. */
+    private static final List<String> TYPED = List.of("encoder_forward", "encoder_backward_wpe",
+            "encoder_backward_wte", "layernorm_forward", "layernorm_backward_input", "layernorm_backward_params",
+            "column_partial_sums", "add_partial_sums", "sum_squares_partial", "gelu_forward", "gelu_backward",
+            "residual_forward", "residual_backward", "softmax_cross_entropy", "attention_backward_delta");
+    /** Attention kernels, as {@code <name>_<f32|bf16>_hs<bound>}. */
+    private static final List<String> PER_HEAD_SIZE = List.of("attention_forward", "attention_backward_kv",
+            "attention_backward_q");
+    /** Kernels with one fixed signature. */
+    private static final List<String> SINGLE = List.of("sum_squares_final", "convert_f32_to_bf16",
+            "convert_bf16_to_f32", "adamw_f32_f32", "adamw_bf16_bf16", "adamw_bf16_f32");
+
     private final MemorySegment module;
+    private final Map<String, MemorySegment> functions = new HashMap<>();
     final Typed encoderForward, encoderBackwardWpe, encoderBackwardWte;
     final Typed layernormForward, layernormBackwardInput, layernormBackwardParams;
     final Typed columnPartialSums, addPartialSums, sumSquaresPartial;
@@ -46,6 +63,18 @@ final class CudaKernels implements AutoCloseable {
     /** Whether the build put the fatbin on the classpath (it does where nvcc was found). */
     static boolean built() {
         return CudaKernels.class.getResource(RESOURCE) != null;
+    }
+
+    /** Every entry point this class resolves, by its {@code extern "C"} name. */
+    static List<String> entryPoints() {
+        List<String> names = new ArrayList<>(SINGLE);
+        for (String t : List.of("f32", "bf16")) {
+            TYPED.forEach(n -> names.add(n + "_" + t));
+            for (int hs : HEAD_SIZES) {
+                PER_HEAD_SIZE.forEach(n -> names.add(n + "_" + t + "_hs" + hs));
+            }
+        }
+        return names;
     }
 
     /** Loads the fatbin into the current context; the image is copied into {@code arena} first. */
@@ -62,6 +91,9 @@ final class CudaKernels implements AutoCloseable {
         MemorySegment native_ = arena.allocate(image.length, 256);
         MemorySegment.copy(MemorySegment.ofArray(image), 0, native_, 0, image.length);
         module = Driver.moduleLoadData(native_);
+        for (String name : entryPoints()) {
+            functions.put(name, Driver.moduleGetFunction(module, name));
+        }
         encoderForward = typed("encoder_forward");
         encoderBackwardWpe = typed("encoder_backward_wpe");
         encoderBackwardWte = typed("encoder_backward_wte");
@@ -87,21 +119,26 @@ final class CudaKernels implements AutoCloseable {
         attentionBackwardKv = new Typed[HEAD_SIZES.length];
         attentionBackwardQ = new Typed[HEAD_SIZES.length];
         for (int i = 0; i < HEAD_SIZES.length; i++) {
-            attentionForward[i] = headTyped("attention_forward", HEAD_SIZES[i]);
-            attentionBackwardKv[i] = headTyped("attention_backward_kv", HEAD_SIZES[i]);
-            attentionBackwardQ[i] = headTyped("attention_backward_q", HEAD_SIZES[i]);
+            attentionForward[i] = typed("attention_forward", HEAD_SIZES[i]);
+            attentionBackwardKv[i] = typed("attention_backward_kv", HEAD_SIZES[i]);
+            attentionBackwardQ[i] = typed("attention_backward_q", HEAD_SIZES[i]);
         }
     }
 
+    /** A resolved entry point; every name used here must be one of {@link #entryPoints()}. */
     private MemorySegment function(String name) {
-        return Driver.moduleGetFunction(module, name);
+        MemorySegment f = functions.get(name);
+        if (f == null) {
+            throw new IllegalStateException("kernel " + name + " is not among the entry points");
+        }
+        return f;
     }
 
     private Typed typed(String name) {
         return new Typed(function(name + "_f32"), function(name + "_bf16"));
     }
 
-    private Typed headTyped(String name, int hs) {
+    private Typed typed(String name, int hs) {
         return new Typed(function(name + "_f32_hs" + hs), function(name + "_bf16_hs" + hs));
     }
 

@@ -7,6 +7,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
@@ -32,6 +33,12 @@ class FatbinTest {
             byte[] image = in.readAllBytes();
             assertTrue(image.length > 1024, "fatbin of " + image.length + " bytes");
             assertEquals(FATBIN_MAGIC, ByteBuffer.wrap(image).order(ByteOrder.LITTLE_ENDIAN).getInt(0));
+            // The symbol tables of the (uncompressed) cubins and PTX name every kernel, so a kernel
+            // the backend resolves but the sources do not export is caught here, without a GPU.
+            String text = new String(image, StandardCharsets.ISO_8859_1);
+            for (String name : CudaKernels.entryPoints()) {
+                assertTrue(text.contains(name + "\0") || text.contains(name + "("), "kernel " + name + " is missing");
+            }
         }
     }
 }
