@@ -54,7 +54,7 @@ public final class AnvilMain implements Runnable {
         if (cause instanceof java.nio.file.NoSuchFileException) {
             message = "no such file or directory: " + message;
         }
-        cli.getErr().println(cli.getCommandName() + ": error: " + message);
+        cli.getErr().println(cli.getCommandSpec().qualifiedName() + ": error: " + message);
         if (System.getenv("ANVIL_DEBUG") != null) {
             e.printStackTrace(cli.getErr());
         }

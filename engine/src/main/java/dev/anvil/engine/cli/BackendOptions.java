@@ -2,6 +2,7 @@ package dev.anvil.engine.cli;
 
 import dev.anvil.kernels.Backend;
 import dev.anvil.kernels.cpu.CpuBackend;
+import dev.anvil.kernels.cuda.CudaBackend;
 import picocli.CommandLine.Option;
 
 /** {@code --backend}, {@code --dtype} and {@code --threads}, shared by the commands that compute. */
@@ -31,7 +32,12 @@ final class BackendOptions {
                 }
                 yield threads == null ? new CpuBackend() : new CpuBackend(threads);
             }
-            case "cuda" -> throw new IllegalArgumentException("--backend cuda is not available in this build yet; use --backend cpu");
+            case "cuda" -> {
+                if (dtype.equals("bf16")) {
+                    throw new IllegalArgumentException("bf16 training is not wired into the model yet: use --dtype fp32 with --backend cuda");
+                }
+                yield CudaBackend.open();
+            }
             default -> throw new IllegalArgumentException("--backend must be cpu or cuda, got '" + backend + "'");
         };
     }

@@ -1,5 +1,7 @@
 package dev.anvil.engine.cli;
 
+import dev.anvil.collective.Communicator;
+import dev.anvil.collective.rendezvous.RendezvousConfig;
 import dev.anvil.engine.checkpoint.Checkpointer;
 import dev.anvil.engine.checkpoint.RunManifest;
 import dev.anvil.engine.checkpoint.TrainingState;
@@ -10,6 +12,8 @@ import dev.anvil.engine.model.GptConfig;
 import dev.anvil.engine.model.GptModel;
 import dev.anvil.engine.optim.AdamW;
 import dev.anvil.engine.optim.AdamWConfig;
+import dev.anvil.engine.parallel.DataParallel;
+import dev.anvil.engine.parallel.GradientSync;
 import dev.anvil.engine.train.MetricsLog;
 import dev.anvil.engine.train.ProgressLine;
 import dev.anvil.engine.train.StopSignal;
@@ -99,6 +103,9 @@ public final class TrainCommand implements Callable<Integer> {
     @Mixin
     BackendOptions compute;
 
+    @Mixin
+    DistributedOptions distributed;
+
     @Option(names = "--save-dir", paramLabel = "DIR", description = "Checkpoint directory (default: runs/<preset>)")
     Path saveDir;
 
@@ -123,6 +130,7 @@ public final class TrainCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         PrintStream out = System.out;
+        Map<String, String> env = System.getenv();
         Optional<ModelWeights> initial = initFrom == null ? Optional.empty() : Optional.of(HfModelFiles.load(initFrom));
         GptConfig model = modelConfig(initial);
         TrainConfig config = new TrainConfig(batchSize, seqLen == null ? model.maxSeqLen() : seqLen, gradAccum, steps,
@@ -131,36 +139,57 @@ public final class TrainCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--seq-len " + config.seqLen() + " exceeds the model's context of "
                     + model.maxSeqLen() + " tokens");
         }
+        Optional<RendezvousConfig> rendezvous = distributed.rendezvous(env);
+        int rank = rendezvous.map(RendezvousConfig::rank).orElse(0);
+        int worldSize = rendezvous.map(RendezvousConfig::worldSize).orElse(1);
+        boolean leader = rank == 0;
         Checkpointer checkpoints = new Checkpointer(saveDir == null ? Path.of("runs", presetName()) : saveDir, keepLast);
         DataOptions.Resolved sources = data.resolve(model);
-        DataLoader train = new DataLoader(sources.train(), config.batchSize(), config.seqLen(), 0, 1);
+        DataLoader train = new DataLoader(sources.train(), config.batchSize(), config.seqLen(), rank, worldSize);
+        String fingerprint = "anvil " + Version.current() + "; " + model + "; " + config + "; data " + data.describe();
         try (Backend backend = compute.open(); GptModel gpt = new GptModel(backend, model);
              AdamW adamw = new AdamW(backend, gpt.layout(), config.adamw());
-             MetricsLog metrics = metricsOut == null ? null : new MetricsLog(metricsOut)) {
-            int start = startingPoint(gpt, adamw, initial, checkpoints, config, out);
-            out.printf(Locale.ROOT, "anvil train: %s, %,d parameters, %s%n", model, model.parameterCount(), backend.description());
-            out.printf(Locale.ROOT, "data: %s%s%nbatch: B=%d T=%d accum=%d, %,d tokens per step%n",
-                    sources.train(), sources.val() == null ? "" : "; validation: " + sources.val(),
-                    config.batchSize(), config.seqLen(), config.gradAccum(), config.tokensPerStep());
+             Communicator comm = rendezvous.map(r -> distributed.connect(r, fingerprint, env)).orElse(null);
+             GradientSync sync = comm == null ? null
+                     : new GradientSync(comm, backend, gpt.gradients(), GradientSync.DEFAULT_BUCKET_BYTES);
+             MetricsLog metrics = metricsOut == null || !leader ? null : new MetricsLog(metricsOut)) {
+            DataParallel group = new DataParallel(comm);
+            int start = startingPoint(gpt, adamw, initial, checkpoints, config, worldSize, leader ? out : null);
+            if (group.agree(start, false)[0] != (float) start * worldSize) {
+                throw new IllegalStateException("the ranks resume from different steps (rank " + rank + " from " + start
+                        + "): every rank must see the same --save-dir, e.g. on a shared file system");
+            }
+            if (leader) {
+                out.printf(Locale.ROOT, "anvil train: %s, %,d parameters, %s%s%n", model, model.parameterCount(),
+                        backend.description(), worldSize > 1 ? ", " + worldSize + " data-parallel ranks" : "");
+                out.printf(Locale.ROOT, "data: %s%s%nbatch: B=%d T=%d accum=%d, %,d tokens per step%n",
+                        sources.train(), sources.val() == null ? "" : "; validation: " + sources.val(),
+                        config.batchSize(), config.seqLen(), config.gradAccum(), config.tokensPerStep() * worldSize);
+            }
             if (start >= config.steps()) {
-                out.println("nothing to do: the checkpoint has already completed " + start + " of " + config.steps() + " steps");
+                if (leader) {
+                    out.println("nothing to do: the checkpoint has already completed " + start + " of " + config.steps() + " steps");
+                }
                 return 0;
             }
-            // Hashing big shards takes a while: do it once, when the first checkpoint is written.
-            RunManifest[] manifest = new RunManifest[1];
-            StopSignal stop = StopSignal.install();
-            Trainer trainer = new Trainer(gpt, adamw, config)
-                    .progress(new ProgressLine(out, ProgressLine.stdoutIsTerminal(), 5))
-                    .stopOn(stop)
-                    .checkpoints(step -> {
-                        if (manifest[0] == null) {
-                            manifest[0] = manifest(config, model, sources, backend);
-                        }
-                        return checkpoints.save(gpt, adamw, new TrainingState(step, (long) step * config.gradAccum(),
-                                config.gradAccum(), 1, config.seed()), manifest[0]);
-                    }, saveEvery);
-            if (metrics != null) {
-                trainer.onStep(metrics::write);
+            Trainer trainer = new Trainer(gpt, adamw, config).stopOn(StopSignal.install());
+            if (sync != null) {
+                trainer.dataParallel(group, sync);
+            }
+            if (leader) {
+                // Hashing big shards takes a while: do it once, when the first checkpoint is written.
+                RunManifest[] manifest = new RunManifest[1];
+                trainer.progress(new ProgressLine(out, ProgressLine.stdoutIsTerminal(), 5))
+                        .checkpoints(step -> {
+                            if (manifest[0] == null) {
+                                manifest[0] = manifest(config, model, sources, backend, worldSize);
+                            }
+                            return checkpoints.save(gpt, adamw, new TrainingState(step, (long) step * config.gradAccum(),
+                                    config.gradAccum(), worldSize, config.seed()), manifest[0]);
+                        }, saveEvery);
+                if (metrics != null) {
+                    trainer.onStep(metrics::write);
+                }
             }
             if (sources.val() != null) {
                 DataLoader val = new DataLoader(sources.val(), config.batchSize(), config.seqLen(), 0, 1);
@@ -170,12 +199,19 @@ public final class TrainCommand implements Callable<Integer> {
             try {
                 result = trainer.run(train::load, start);
             } catch (TrainingDivergedException e) {
-                spec.commandLine().getErr().println("anvil train: error: " + e.getMessage());
-                checkpoints.latestValid(w -> { }).ifPresent(p -> spec.commandLine().getErr().println(
-                        "the last good checkpoint is " + p + "; it is untouched"));
+                if (leader) {
+                    spec.commandLine().getErr().println("anvil train: error: " + e.getMessage());
+                    checkpoints.latestValid(w -> { }).ifPresent(p -> spec.commandLine().getErr().println(
+                            "the last good checkpoint is " + p + "; it is untouched"));
+                }
                 return 1;
             }
-            report(result, out);
+            if (comm != null) {
+                comm.barrier(); // let rank 0 finish writing its checkpoint before any rank leaves
+            }
+            if (leader) {
+                report(result, out);
+            }
             return 0;
         }
     }
@@ -197,21 +233,26 @@ public final class TrainCommand implements Callable<Integer> {
     }
 
     /** Loads the weights to start from and returns the number of steps already done. */
+    /**
+     * Loads the weights to start from and returns the number of steps already done.
+     *
+     * @param out where to say what happened, or {@code null} on ranks that stay quiet
+     */
     private int startingPoint(GptModel gpt, AdamW adamw, Optional<ModelWeights> initial, Checkpointer checkpoints,
-                              TrainConfig config, PrintStream out) throws IOException {
+                              TrainConfig config, int worldSize, PrintStream out) throws IOException {
         if (resume) {
-            Optional<Path> latest = checkpoints.latestValid(w -> out.println("warning: " + w));
+            Optional<Path> latest = checkpoints.latestValid(w -> say(out, "warning: " + w));
             if (latest.isPresent()) {
                 TrainingState state = Checkpointer.readState(latest.get());
-                if (state.gradAccum() != config.gradAccum() || state.worldSize() != 1) {
+                if (state.gradAccum() != config.gradAccum() || state.worldSize() != worldSize) {
                     throw new IllegalArgumentException(latest.get() + " was taken with --grad-accum " + state.gradAccum()
-                            + " on " + state.worldSize() + " rank(s); resume with the same settings");
+                            + " on " + state.worldSize() + " rank(s); resume with the same settings (the data order depends on them)");
                 }
                 Checkpointer.restore(latest.get(), gpt, adamw);
-                out.println("resuming from " + latest.get() + " after step " + state.step());
+                say(out, "resuming from " + latest.get() + " after step " + state.step());
                 return state.step();
             }
-            out.println("no checkpoint in " + checkpoints.saveDir() + " yet: starting from step 0");
+            say(out, "no checkpoint in " + checkpoints.saveDir() + " yet: starting from step 0");
         }
         if (initial.isPresent()) {
             gpt.writeParameters(initial.get().params());
@@ -221,11 +262,18 @@ public final class TrainCommand implements Callable<Integer> {
         return 0;
     }
 
-    private RunManifest manifest(TrainConfig config, GptConfig model, DataOptions.Resolved sources, Backend backend)
-            throws IOException {
+    private static void say(PrintStream out, String line) {
+        if (out != null) {
+            out.println(line);
+        }
+    }
+
+    private RunManifest manifest(TrainConfig config, GptConfig model, DataOptions.Resolved sources, Backend backend,
+                                 int worldSize) throws IOException {
         Map<String, Object> all = new LinkedHashMap<>();
         all.put("model", model);
         all.put("train", config);
+        all.put("world_size", worldSize);
         all.put("data", data.describe());
         List<String> args = new ArrayList<>(List.of("anvil", "train"));
         args.addAll(spec.commandLine().getParseResult().originalArgs());
