@@ -51,8 +51,8 @@ public final class AnvilMain implements Runnable {
                 && !message.contains(" ")) {
             message = cause.getClass().getSimpleName() + ": " + message;
         }
-        if (cause instanceof java.nio.file.NoSuchFileException) {
-            message = "no such file or directory: " + message;
+        if (cause instanceof java.nio.file.NoSuchFileException missing && missing.getReason() == null) {
+            message = "no such file or directory: " + message; // else the reason says what was missing
         }
         cli.getErr().println(cli.getCommandSpec().qualifiedName() + ": error: " + message);
         if (System.getenv("ANVIL_DEBUG") != null) {

@@ -73,7 +73,8 @@ public final class GenerateCommand implements Callable<Integer> {
                     printed = text.length();
                 }
             }
-            System.out.println();
+            // Whatever was held back waiting for the rest of a character is printed as decoded.
+            System.out.println(tokenizer.decode(Arrays.copyOfRange(tokens, generatedFrom, n)).substring(printed));
             return 0;
         }
     }

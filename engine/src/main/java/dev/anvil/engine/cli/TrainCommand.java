@@ -2,6 +2,7 @@ package dev.anvil.engine.cli;
 
 import dev.anvil.collective.Communicator;
 import dev.anvil.collective.rendezvous.RendezvousConfig;
+import dev.anvil.engine.checkpoint.CheckpointException;
 import dev.anvil.engine.checkpoint.Checkpointer;
 import dev.anvil.engine.checkpoint.RunManifest;
 import dev.anvil.engine.checkpoint.TrainingState;
@@ -232,7 +233,6 @@ public final class TrainCommand implements Callable<Integer> {
         return GptConfig.preset(preset == null ? "tiny" : preset);
     }
 
-    /** Loads the weights to start from and returns the number of steps already done. */
     /**
      * Loads the weights to start from and returns the number of steps already done.
      *
@@ -251,6 +251,10 @@ public final class TrainCommand implements Callable<Integer> {
                 Checkpointer.restore(latest.get(), gpt, adamw);
                 say(out, "resuming from " + latest.get() + " after step " + state.step());
                 return state.step();
+            }
+            if (!checkpoints.list().isEmpty()) {
+                throw new CheckpointException(checkpoints.saveDir(), "no valid checkpoint to resume from: every one is "
+                        + "corrupt or incomplete (see the warnings); move them away to start again from step 0");
             }
             say(out, "no checkpoint in " + checkpoints.saveDir() + " yet: starting from step 0");
         }
@@ -276,14 +280,14 @@ public final class TrainCommand implements Callable<Integer> {
         all.put("world_size", worldSize);
         all.put("data", data.describe());
         List<String> args = new ArrayList<>(List.of("anvil", "train"));
-        args.addAll(spec.commandLine().getParseResult().originalArgs());
+        args.addAll(trainArgs());
         return new RunManifest(all, args, sources.sha256(), Version.current(), Runtime.version().toString(),
                 backend.description(), Instant.now().toString());
     }
 
     private void report(Trainer.Result result, PrintStream out) {
         if (result.stopReason() != null) {
-            List<String> args = new ArrayList<>(spec.commandLine().getParseResult().originalArgs());
+            List<String> args = trainArgs();
             if (!args.contains("--resume")) {
                 args.add("--resume");
             }
@@ -294,6 +298,16 @@ public final class TrainCommand implements Callable<Integer> {
             out.printf(Locale.ROOT, "done: %d steps, final loss %.4f%s%n", result.completedSteps(), result.lastLoss(),
                     result.lastCheckpoint() == null ? "" : "; model saved in " + result.lastCheckpoint());
         }
+    }
+
+    /**
+     * The arguments given to {@code train}: picocli's original arguments are the whole command
+     * line's, the subcommand's name included, so drop everything up to it.
+     */
+    private List<String> trainArgs() {
+        List<String> all = spec.commandLine().getParseResult().originalArgs();
+        int name = all.indexOf(spec.name());
+        return new ArrayList<>(all.subList(name + 1, all.size()));
     }
 
     private static String quote(String arg) {

@@ -1,0 +1,194 @@
+package dev.anvil.engine.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.anvil.engine.checkpoint.Checkpointer;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+/**
+ * The trainer a user runs, end to end: text is prepared into shards and trained on; a run stopped by
+ * SIGTERM, or killed outright between checkpoints, and then resumed must produce exactly the per-step
+ * losses (and learning rates and gradient norms) of a run that was never interrupted.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+@Timeout(value = 10, unit = TimeUnit.MINUTES)
+class TrainResumeTest {
+
+    /** Enough steps that a signal sent after the first few lands well before the end. */
+    private static final int STEPS = 60;
+    private static final int SAVE_EVERY = 4;
+    /** Whether to demand bit-identical losses; see {@link #assertSameAsReference}. */
+    private static final boolean BIT_EXACT = Boolean.getBoolean("anvil.test.bitExactResume");
+    /** Largest relative difference seen between identical runs (1.2e-7), with margin. */
+    private static final double KERNEL_NOISE = 1e-6;
+
+    @TempDir
+    static Path dir;
+
+    private String data;
+    private List<JsonNode> reference;
+
+    @BeforeAll
+    void prepareDataAndTrainUninterrupted() throws IOException {
+        Path text = dir.resolve("words.txt");
+        Files.writeString(text, Cli.words(7, 300_000), StandardCharsets.UTF_8);
+        Cli.Run prepared = Cli.ok("prepare", text.toString(), "--out", dir.resolve("shards").toString(),
+                "--tokenizer", "bytes", "--threads", "1");
+        assertTrue(Files.exists(dir.resolve("shards/data_train_000000.bin")), prepared.transcript());
+        data = dir.resolve("shards").toString() + "/data_train_*.bin";
+
+        Path metrics = dir.resolve("reference.jsonl");
+        Cli.ok(trainArgs("reference", metrics));
+        reference = Cli.metrics(metrics);
+        assertEquals(STEPS, reference.size());
+        for (int i = 0; i < STEPS; i++) {
+            assertEquals(i + 1, reference.get(i).get("step").asInt());
+        }
+    }
+
+    private String[] trainArgs(String run, Path metrics, String... more) {
+        List<String> args = new ArrayList<>(List.of("train", "--data", data, "--steps", Integer.toString(STEPS),
+                "--batch-size", "4", "--seq-len", "32", "--save-every", Integer.toString(SAVE_EVERY),
+                "--eval-every", "0", "--save-dir", dir.resolve(run).toString(), "--metrics-out", metrics.toString()));
+        args.addAll(List.of(more));
+        return args.toArray(String[]::new);
+    }
+
+    @Test
+    void sigtermSavesAtTheStepReachedAndTheResumedRunMatchesTheUninterruptedOneExactly() throws Exception {
+        Path metrics = dir.resolve("sigterm.jsonl");
+        Path log = dir.resolve("sigterm.log");
+        Process child = Cli.start(log, trainArgs("sigterm", metrics));
+        awaitSteps(child, metrics, 3, log);
+        child.destroy(); // SIGTERM
+        assertTrue(child.waitFor(5, TimeUnit.MINUTES), "the trainer did not stop after SIGTERM");
+        String output = Files.readString(log);
+        assertEquals(0, child.exitValue(), output);
+
+        List<JsonNode> before = Cli.metrics(metrics);
+        int reached = before.getLast().get("step").asInt();
+        assertTrue(reached < STEPS, "the run finished before SIGTERM landed: " + output);
+        Path saveDir = dir.resolve("sigterm");
+        Path expected = saveDir.resolve(String.format("step_%08d", reached));
+        assertTrue(output.contains("stopped by SIGTERM after step " + reached + "; saved " + expected), output);
+        assertEquals(Optional.of(expected), new Checkpointer(saveDir, 0).latestValid(w -> fail(w)),
+                "the newest valid checkpoint should be the one at the step reached");
+        assertEquals(reached, Checkpointer.readState(expected).step());
+
+        // The printed resume command must work as printed.
+        Matcher resume = Pattern.compile("(?m)^resume with: (.*)$").matcher(output);
+        assertTrue(resume.find(), output);
+        List<String> words = Cli.shellWords(resume.group(1));
+        assertEquals(List.of("bin/anvil", "train"), words.subList(0, 2), resume.group(1));
+        assertEquals(List.of(trainArgs("sigterm", metrics, "--resume")), words.subList(1, words.size()));
+        Cli.Run resumed = Cli.ok(words.subList(1, words.size()).toArray(String[]::new));
+        assertTrue(resumed.out().contains("resuming from " + expected + " after step " + reached), resumed.transcript());
+
+        List<JsonNode> all = Cli.metrics(metrics);
+        assertEquals(STEPS, all.size(), "every step once: none skipped or repeated");
+        assertSameAsReference(all);
+    }
+
+    @Test
+    void killBetweenCheckpointsResumesFromTheLastCheckpointAndRecomputesTheSameLosses() throws Exception {
+        Path metrics = dir.resolve("killed.jsonl");
+        Path log = dir.resolve("killed.log");
+        Process child = Cli.start(log, trainArgs("killed", metrics));
+        awaitSteps(child, metrics, SAVE_EVERY + 1, log);
+        child.destroyForcibly(); // SIGKILL: no handler runs, no checkpoint is written
+        assertTrue(child.waitFor(2, TimeUnit.MINUTES));
+        assertEquals(137, child.exitValue(), Files.readString(log));
+
+        List<JsonNode> before = Cli.metrics(metrics);
+        int reached = before.getLast().get("step").asInt();
+        assertTrue(reached < STEPS, "the run finished before it was killed");
+        Path saveDir = dir.resolve("killed");
+        // The kill lands between checkpoints (normally after step 5 of 4, 8, ...): the newest complete
+        // checkpoint is the last multiple of SAVE_EVERY at or before the step reached.
+        Optional<Path> latest = new Checkpointer(saveDir, 0).latestValid(w -> fail(w));
+        assertTrue(latest.isPresent(), "no checkpoint after " + reached + " steps");
+        int restart = Checkpointer.readState(latest.get()).step();
+        assertEquals(0, restart % SAVE_EVERY);
+        assertTrue(restart <= reached && restart > reached - 2 * SAVE_EVERY, restart + " vs " + reached);
+
+        Cli.Run resumed = Cli.ok(trainArgs("killed", metrics, "--resume"));
+        assertTrue(resumed.out().contains("resuming from " + latest.get() + " after step " + restart),
+                resumed.transcript());
+
+        // The killed run's lines 1..reached, then the resumed run's restart+1..STEPS: the steps
+        // between the checkpoint and the kill appear twice and must be recomputed identically.
+        List<JsonNode> all = Cli.metrics(metrics);
+        List<Integer> steps = all.stream().map(n -> n.get("step").asInt()).toList();
+        List<Integer> expected = new ArrayList<>();
+        for (int s = 1; s <= reached; s++) {
+            expected.add(s);
+        }
+        for (int s = restart + 1; s <= STEPS; s++) {
+            expected.add(s);
+        }
+        assertEquals(expected, steps);
+        assertSameAsReference(all);
+    }
+
+    /**
+     * Each line's loss, learning rate and gradient norm are bit for bit the uninterrupted run's.
+     *
+     * <p>Known problem: the CPU kernels are not bit-reproducible from one run to the next (their
+     * results depend on the JIT's state: e.g. {@code FloatVector.reduceLanes(ADD)} sums lanes in
+     * one order when interpreted and in another when compiled by C2), so two identical runs that
+     * were never interrupted already differ by an ulp or two in some steps' loss and gradient norm,
+     * and in their final weights. Until that is fixed, loss and gradient norm are held to
+     * {@value #KERNEL_NOISE} relative unless {@code -Danvil.test.bitExactResume=true}; a resume
+     * that restored the wrong data position, weights or optimizer moments is off by far more.
+     */
+    private void assertSameAsReference(List<JsonNode> lines) {
+        for (JsonNode line : lines) {
+            int step = line.get("step").asInt();
+            JsonNode ref = reference.get(step - 1);
+            assertEquals(ref.get("lr").asText(), line.get("lr").asText(), "step " + step + " lr");
+            for (String field : List.of("loss", "grad_norm")) {
+                if (BIT_EXACT) {
+                    assertEquals(ref.get(field).asText(), line.get(field).asText(), "step " + step + " " + field);
+                } else {
+                    double expected = ref.get(field).asDouble();
+                    assertEquals(expected, line.get(field).asDouble(), KERNEL_NOISE * Math.abs(expected),
+                            "step " + step + " " + field);
+                }
+            }
+        }
+    }
+
+    /** Polls the metrics file until it shows {@code steps} steps; fails if the child exits first. */
+    private static void awaitSteps(Process child, Path metrics, int steps, Path log) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(3);
+        while (Cli.metrics(metrics).size() < steps) {
+            if (!child.isAlive()) {
+                fail("the trainer exited (" + child.exitValue() + ") before step " + steps + ":\n"
+                        + Files.readString(log));
+            }
+            if (System.nanoTime() > deadline) {
+                child.destroyForcibly();
+                fail("no step " + steps + " within 3 minutes:\n" + Files.readString(log));
+            }
+            Thread.sleep(5);
+        }
+    }
+}
