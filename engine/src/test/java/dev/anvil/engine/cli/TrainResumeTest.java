@@ -36,9 +36,7 @@ class TrainResumeTest {
     private static final int STEPS = 60;
     private static final int SAVE_EVERY = 4;
     /** Whether to demand bit-identical losses; see {@link #assertSameAsReference}. */
-    private static final boolean BIT_EXACT = Boolean.getBoolean("anvil.test.bitExactResume");
     /** Largest relative difference seen between identical runs (1.2e-7), with margin. */
-    private static final double KERNEL_NOISE = 1e-6;
 
     @TempDir
     static Path dir;
@@ -149,15 +147,9 @@ class TrainResumeTest {
     }
 
     /**
-     * Each line's loss, learning rate and gradient norm are bit for bit the uninterrupted run's.
-     *
-     * <p>Known problem: the CPU kernels are not bit-reproducible from one run to the next (their
-     * results depend on the JIT's state: e.g. {@code FloatVector.reduceLanes(ADD)} sums lanes in
-     * one order when interpreted and in another when compiled by C2), so two identical runs that
-     * were never interrupted already differ by an ulp or two in some steps' loss and gradient norm,
-     * and in their final weights. Until that is fixed, loss and gradient norm are held to
-     * {@value #KERNEL_NOISE} relative unless {@code -Danvil.test.bitExactResume=true}; a resume
-     * that restored the wrong data position, weights or optimizer moments is off by far more.
+     * Each line's loss, learning rate and gradient norm are bit for bit the uninterrupted run's: the
+     * CPU kernels give the same bits whether the JIT has compiled them yet or not, so a fresh JVM
+     * resuming mid-run repeats what the warmed-up one computed.
      */
     private void assertSameAsReference(List<JsonNode> lines) {
         for (JsonNode line : lines) {
@@ -165,13 +157,7 @@ class TrainResumeTest {
             JsonNode ref = reference.get(step - 1);
             assertEquals(ref.get("lr").asText(), line.get("lr").asText(), "step " + step + " lr");
             for (String field : List.of("loss", "grad_norm")) {
-                if (BIT_EXACT) {
-                    assertEquals(ref.get(field).asText(), line.get(field).asText(), "step " + step + " " + field);
-                } else {
-                    double expected = ref.get(field).asDouble();
-                    assertEquals(expected, line.get(field).asDouble(), KERNEL_NOISE * Math.abs(expected),
-                            "step " + step + " " + field);
-                }
+                assertEquals(ref.get(field).asText(), line.get(field).asText(), "step " + step + " " + field);
             }
         }
     }

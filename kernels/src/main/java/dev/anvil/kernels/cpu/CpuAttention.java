@@ -1,7 +1,6 @@
 package dev.anvil.kernels.cpu;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -154,7 +153,7 @@ final class CpuAttention {
             for (int i = 0; i < len; i += S.length()) {
                 acc = FloatVector.fromArray(S, x, xo + i).fma(FloatVector.fromArray(S, y, yo + i), acc);
             }
-            return acc.reduceLanes(VectorOperators.ADD);
+            return VectorMath.sum(acc);
         }
 
         static void axpy(float a, float[] x, int xo, float[] y, int yo, int len) {

@@ -10,7 +10,8 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <p>Each row makes three passes (max, sum of exponentials, gradient). With the Vector API the
  * leading whole vectors of a row go through {@link Lanes}; the scalar loops finish the row, or do
- * all of it without the Vector API.
+ * all of it without the Vector API. Exponentials come from {@link FloatMath} and its lane-wise
+ * twin, so results do not depend on the JIT.
  */
 final class CpuCrossEntropy {
 
@@ -46,7 +47,7 @@ final class CpuCrossEntropy {
                 }
                 double sum = bulk > 0 ? Lanes.sumExp(z, zo, bulk, max) : 0.0;
                 for (int i = bulk; i < v; i++) {
-                    sum += Math.exp(z[zo + i] - max);
+                    sum += FloatMath.exp(z[zo + i] - max);
                 }
                 double lse = max + Math.log(sum);
                 loss[losses.offset + r] = (float) (lse - z[zo + target]);
@@ -56,7 +57,7 @@ final class CpuCrossEntropy {
                         Lanes.expScale(z, zo, bulk, max, scale);
                     }
                     for (int i = bulk; i < v; i++) {
-                        z[zo + i] = (float) Math.exp(z[zo + i] - max) * scale;
+                        z[zo + i] = FloatMath.exp(z[zo + i] - max) * scale;
                     }
                     z[zo + target] -= gradScale;
                     java.util.Arrays.fill(z, zo + v, zo + vp, 0f);
@@ -91,9 +92,9 @@ final class CpuCrossEntropy {
                 int end = Math.min(len, block + BLOCK);
                 FloatVector acc = FloatVector.zero(S);
                 for (int i = block; i < end; i += S.length()) {
-                    acc = acc.add(FloatVector.fromArray(S, z, off + i).sub(m).lanewise(VectorOperators.EXP));
+                    acc = acc.add(VectorMath.exp(FloatVector.fromArray(S, z, off + i).sub(m)));
                 }
-                sum += acc.reduceLanes(VectorOperators.ADD);
+                sum += VectorMath.sum(acc);
             }
             return sum;
         }
@@ -102,8 +103,7 @@ final class CpuCrossEntropy {
         static void expScale(float[] z, int off, int len, float max, float scale) {
             FloatVector m = FloatVector.broadcast(S, max);
             for (int i = 0; i < len; i += S.length()) {
-                FloatVector.fromArray(S, z, off + i).sub(m).lanewise(VectorOperators.EXP).mul(scale)
-                        .intoArray(z, off + i);
+                VectorMath.exp(FloatVector.fromArray(S, z, off + i).sub(m)).mul(scale).intoArray(z, off + i);
             }
         }
     }

@@ -1,13 +1,15 @@
 package dev.anvil.kernels.cpu;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
  * GELU with the tanh approximation (GPT-2's {@code gelu_new}), forward and backward. With the
  * Vector API, {@link Lanes} does the leading whole vectors of each chunk and the scalar loop the
- * rest (all of it without the Vector API).
+ * rest (all of it without the Vector API), with the same operations in the same order.
+ *
+ * <p>With {@code e = exp(2u)}: {@code (1 + tanh u)/2 = e/(e+1)} and {@code sech²u = 4e/(e+1)²}.
+ * These keep full relative precision where {@code 1 - tanh²u} would cancel.
  */
 final class CpuGelu {
 
@@ -34,8 +36,8 @@ final class CpuGelu {
             int i = simd ? start + Lanes.forward(o, out.offset + start, x, inp.offset + start, end - start) : start;
             for (; i < end; i++) {
                 float v = x[inp.offset + i];
-                float u = SQRT_2_OVER_PI * (v + K * v * v * v);
-                o[out.offset + i] = 0.5f * v * (1f + (float) Math.tanh(u));
+                float e = FloatMath.exp(2f * ((v * v * v * K + v) * SQRT_2_OVER_PI));
+                o[out.offset + i] = v * (e / (e + 1f));
             }
         });
     }
@@ -47,11 +49,12 @@ final class CpuGelu {
                     dy, dout.offset + start, end - start) : start;
             for (; i < end; i++) {
                 float v = x[inp.offset + i];
-                float u = SQRT_2_OVER_PI * (v + K * v * v * v);
-                float th = (float) Math.tanh(u);
-                float sech2 = 1f - th * th;
-                float local = 0.5f * (1f + th) + 0.5f * v * sech2 * SQRT_2_OVER_PI * (1f + 3f * K * v * v);
-                dx[dinp.offset + i] += local * dy[dout.offset + i];
+                float e = FloatMath.exp(2f * ((v * v * v * K + v) * SQRT_2_OVER_PI));
+                float inv = 1f / (e + 1f);
+                float half = e * inv; // (1 + tanh u)/2
+                float dudx = (v * v * (3f * K) + 1f) * SQRT_2_OVER_PI;
+                float local = half + 2f * v * half * inv * dudx; // sech²u = 4·half·inv
+                dx[dinp.offset + i] = Math.fma(dy[dout.offset + i], local, dx[dinp.offset + i]);
             }
         });
     }
@@ -65,29 +68,31 @@ final class CpuGelu {
             int bound = S.loopBound(len);
             for (int i = 0; i < bound; i += S.length()) {
                 FloatVector v = FloatVector.fromArray(S, x, xo + i);
-                FloatVector th = tanhArgument(v).lanewise(VectorOperators.TANH);
-                v.mul(0.5f).mul(th.add(1f)).intoArray(o, oo + i);
+                FloatVector e = twoU(v);
+                v.mul(e.div(e.add(1f))).intoArray(o, oo + i);
             }
             return bound;
         }
 
         static int backward(float[] dx, int dxo, float[] x, int xo, float[] dy, int dyo, int len) {
             int bound = S.loopBound(len);
+            FloatVector one = FloatVector.broadcast(S, 1f);
             for (int i = 0; i < bound; i += S.length()) {
                 FloatVector v = FloatVector.fromArray(S, x, xo + i);
-                FloatVector th = tanhArgument(v).lanewise(VectorOperators.TANH);
-                FloatVector sech2 = th.mul(th).neg().add(1f);
+                FloatVector e = twoU(v);
+                FloatVector inv = one.div(e.add(1f));
+                FloatVector half = e.mul(inv);
                 FloatVector dudx = v.mul(v).mul(3f * K).add(1f).mul(SQRT_2_OVER_PI);
-                FloatVector local = th.add(1f).mul(0.5f).add(v.mul(0.5f).mul(sech2).mul(dudx));
+                FloatVector local = half.add(v.mul(2f).mul(half).mul(inv).mul(dudx));
                 FloatVector.fromArray(S, dy, dyo + i).fma(local, FloatVector.fromArray(S, dx, dxo + i))
                         .intoArray(dx, dxo + i);
             }
             return bound;
         }
 
-        /** {@code sqrt(2/π)·(x + 0.044715·x³)}. */
-        private static FloatVector tanhArgument(FloatVector v) {
-            return v.mul(v).mul(v).mul(K).add(v).mul(SQRT_2_OVER_PI);
+        /** {@code e^(2u)} with {@code u = sqrt(2/π)·(x + 0.044715·x³)}, in the scalar loop's order. */
+        private static FloatVector twoU(FloatVector v) {
+            return VectorMath.exp(v.mul(v).mul(v).mul(K).add(v).mul(SQRT_2_OVER_PI).mul(2f));
         }
     }
 }
