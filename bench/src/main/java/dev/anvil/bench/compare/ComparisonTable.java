@@ -86,6 +86,6 @@ final class ComparisonTable {
         if (base == null || base == 0) {
             return text;
         }
-        return text + String.format(Locale.ROOT, " (%.2fx)", value / base);
+        return text + String.format(Locale.ROOT, " (%.3gx)", value / base); // 3 figures: ratios span 0.01x to 1000x
     }
 }

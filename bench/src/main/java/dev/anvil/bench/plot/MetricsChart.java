@@ -19,6 +19,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.function.ToDoubleFunction;
 
 /**
  * Charts of a training run's {@code --metrics-out} JSONL: training and validation loss, and
@@ -98,7 +99,7 @@ public final class MetricsChart {
         XYChart chart = new XYChartBuilder().width(WIDTH).height(CHART_HEIGHT).title(title).xAxisTitle("step")
                 .yAxisTitle(yTitle).build();
         chart.getStyler().setMarkerSize(6);
-        // Legend inside the plot, so both charts' step axes have the same length and line up.
+        // Legend inside the plot: it takes no width, so the two charts' step axes nearly line up.
         chart.getStyler().setLegendPosition(Styler.LegendPosition.InsideNE);
         // XChart puts a step label every ~30 px whatever the spacing hint; slanted, they do not overlap.
         chart.getStyler().setXAxisLabelRotation(45);
@@ -107,7 +108,7 @@ public final class MetricsChart {
 
     /** Adds the steps where {@code value} is a number as a line; {@code null} if there are none. */
     private static XYSeries line(XYChart chart, String name, List<Point> points,
-                                 java.util.function.ToDoubleFunction<Point> value) {
+                                 ToDoubleFunction<Point> value) {
         List<Integer> x = new ArrayList<>();
         List<Double> y = new ArrayList<>();
         for (Point p : points) {
