@@ -1,0 +1,20 @@
+package dev.anvil.bench.harness;
+
+/** The parts a training step's wall time is split into, in the order a step runs them. */
+public enum Phase {
+    /** Making the batch (synthetic tokens here). */
+    DATA,
+    /** {@code GptModel.forward}: embeddings to loss. */
+    FORWARD,
+    /** {@code GptModel.backward}. */
+    BACKWARD,
+    /** Gradient all-reduce between ranks; zero on one rank. */
+    COMMUNICATION,
+    /** Gradient norm, clipping, the AdamW update and zeroing the gradients for the next step. */
+    OPTIMIZER;
+
+    /** The lower-case name used in JSON, CSV and tables. */
+    public String label() {
+        return name().toLowerCase(java.util.Locale.ROOT);
+    }
+}

@@ -1,0 +1,110 @@
+package dev.anvil.bench.harness;
+
+import dev.anvil.engine.model.GptConfig;
+import dev.anvil.engine.model.GptModel;
+import dev.anvil.engine.optim.AdamW;
+import dev.anvil.engine.optim.AdamWConfig;
+import dev.anvil.engine.train.ProgressLine;
+import dev.anvil.kernels.Backend;
+
+import java.util.Arrays;
+import java.util.Locale;
+import java.util.SplittableRandom;
+
+/**
+ * Runs real training steps (forward, backward, gradient clipping, AdamW) on random tokens and
+ * times each step's {@link Phase}s. One rank: communication is always zero.
+ */
+final class TrainBenchmark {
+
+    /** GPT-2's AdamW settings; the values do not change the step's cost. */
+    private static final AdamWConfig ADAMW = new AdamWConfig(0.9f, 0.95f, 1e-8f, 0.1f, 1.0f);
+    private static final float LR = 3e-4f;
+
+    /**
+     * What to run.
+     *
+     * @param model     the model's shape
+     * @param batchSize sequences per step
+     * @param seqLen    tokens per sequence
+     * @param steps     measured steps
+     * @param warmup    steps run first and not measured (JIT compilation, allocation)
+     * @param seed      of the weights and the tokens
+     */
+    record Settings(GptConfig model, int batchSize, int seqLen, int steps, int warmup, long seed) {
+        Settings {
+            if (batchSize <= 0 || seqLen <= 0 || steps <= 0 || warmup < 0) {
+                throw new IllegalArgumentException(String.format(Locale.ROOT,
+                        "need --batch-size, --seq-len and --steps > 0 and --warmup >= 0, got %d, %d, %d and %d",
+                        batchSize, seqLen, steps, warmup));
+            }
+            if (seqLen > model.maxSeqLen()) {
+                throw new IllegalArgumentException("--seq-len " + seqLen + " exceeds the model's context of "
+                        + model.maxSeqLen() + " tokens");
+            }
+        }
+    }
+
+    /**
+     * What the measured steps took.
+     *
+     * @param stepSeconds wall time of each measured step
+     * @param phaseNanos  per measured step, nanoseconds by {@link Phase#ordinal()}
+     * @param finalLoss   loss of the last step
+     */
+    record Measurement(double[] stepSeconds, long[][] phaseNanos, float finalLoss) {
+    }
+
+    private TrainBenchmark() {
+    }
+
+    /** Runs {@code warmup + steps} steps on {@code backend}, sampling {@code memory} as it goes. */
+    static Measurement run(Backend backend, Settings s, MemoryProbe memory, ProgressLine progress) {
+        int b = s.batchSize(), t = s.seqLen(), vocab = s.model().vocabSize();
+        int[] inputs = new int[b * t];
+        int[] targets = new int[b * t];
+        SplittableRandom tokens = new SplittableRandom(s.seed());
+        double[] stepSeconds = new double[s.steps()];
+        long[][] phaseNanos = new long[s.steps()][];
+        float loss = Float.NaN;
+        PhaseClock clock = new PhaseClock(backend::synchronize);
+        try (GptModel model = new GptModel(backend, s.model());
+             AdamW adamw = new AdamW(backend, model.layout(), ADAMW)) {
+            model.initialize(s.seed());
+            model.zeroGradients();
+            for (int i = 0; i < s.warmup() + s.steps(); i++) {
+                if (i == s.warmup()) {
+                    memory.reset(); // measure the steady state, not the warmup's allocations
+                }
+                clock.start();
+                for (int k = 0; k < inputs.length; k++) {
+                    inputs[k] = tokens.nextInt(vocab);
+                    targets[k] = tokens.nextInt(vocab);
+                }
+                clock.lap(Phase.DATA);
+                loss = model.forward(inputs, targets, b, t);
+                clock.lap(Phase.FORWARD);
+                memory.sample(); // activations are all live here
+                model.backward();
+                clock.lap(Phase.BACKWARD);
+                float norm = adamw.gradientNorm(model.gradients());
+                adamw.step(model.parameters(), model.gradients(), LR, adamw.clipScale(norm));
+                model.zeroGradients();
+                clock.lap(Phase.OPTIMIZER);
+                memory.sample();
+                long[] phases = clock.phases();
+                double seconds = Arrays.stream(phases).sum() / 1e9;
+                int measured = i - s.warmup();
+                if (measured >= 0) {
+                    stepSeconds[measured] = seconds;
+                    phaseNanos[measured] = phases;
+                }
+                progress.update(String.format(Locale.ROOT, "%s %d/%d: %.1f ms, loss %.3f",
+                        measured < 0 ? "warmup step" : "step", measured < 0 ? i + 1 : measured + 1,
+                        measured < 0 ? s.warmup() : s.steps(), seconds * 1e3, loss), false);
+            }
+        }
+        progress.finish();
+        return new Measurement(stepSeconds, phaseNanos, loss);
+    }
+}

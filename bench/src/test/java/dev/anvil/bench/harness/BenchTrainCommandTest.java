@@ -1,0 +1,94 @@
+package dev.anvil.bench.harness;
+
+import dev.anvil.engine.cli.AnvilMain;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class BenchTrainCommandTest {
+
+    @Test
+    void tinyOnTheCpuWritesJsonAndCsvThatParseBack(@TempDir Path dir) throws IOException {
+        Path json = dir.resolve("tiny.json");
+        Path csv = dir.resolve("runs.csv");
+        // Through AnvilMain, so the ServiceLoader registration is checked too.
+        int rc = AnvilMain.run("bench-train", "--preset", "tiny", "--steps", "3", "--warmup", "1",
+                "--price-per-gpu-hour", "18.5", "--json", json.toString(), "--csv", csv.toString());
+        assertEquals(0, rc);
+
+        BenchResult r = ResultFiles.readJson(json);
+        assertEquals("tiny", r.preset());
+        assertEquals(3, r.steps());
+        assertEquals(256, r.tokensPerStep());
+        assertTrue(r.tokensPerS().min() > 0 && r.tokensPerS().min() <= r.tokensPerS().median()
+                && r.tokensPerS().median() <= r.tokensPerS().max(), r.tokensPerS().toString());
+        assertEquals(List.of("data", "forward", "backward", "communication", "optimizer"), List.copyOf(r.phaseMs().keySet()));
+        assertEquals(0.0, r.phaseMs().get("communication"));
+        assertEquals(870_912, r.flopsPerToken());
+        assertTrue(r.mfu() > 0 && r.peakSource().startsWith("measured CPU matmul peak"), r.peakSource());
+        assertEquals(Cost.perMillionTokens(18.5, 1, r.tokensPerS().median()), r.costPerMillionTokens(), 1e-12);
+        assertTrue(r.heapPeakBytes() > 0);
+        assertNull(r.devicePeakBytes());
+
+        List<String> lines = Files.readAllLines(csv);
+        assertEquals(2, lines.size());
+        assertEquals(ResultFiles.csvHeader(), lines.get(0));
+        List<String> header = fields(lines.get(0));
+        List<String> row = fields(lines.get(1));
+        assertEquals(header.size(), row.size());
+        assertEquals(r.backend(), row.get(header.indexOf("backend")), "a field with a comma is quoted");
+        assertEquals(r.tokensPerS().median(), Double.parseDouble(row.get(header.indexOf("tokens_per_s_median"))),
+                r.tokensPerS().median() * 1e-5);
+
+        ResultFiles.appendCsv(r, csv);
+        assertEquals(3, Files.readAllLines(csv).size(), "the header is written once");
+    }
+
+    @Test
+    void aCsvWithOtherColumnsIsNotAppendedTo(@TempDir Path dir) throws IOException {
+        Path csv = Files.writeString(dir.resolve("old.csv"), "a,b\n1,2\n");
+        BenchResult any = new BenchResult("dev", "t", "tiny", "m", 1, "cpu", "fp32", 1, 1, 1, 1, 1, 0, 1,
+                new Stats(1, 1, 1), new Stats(1, 1, 1), java.util.Map.of(), 1, 1, 1.0, "s", 1.0, 1, 0, null, null,
+                null, 1);
+        IOException e = assertThrows(IOException.class, () -> ResultFiles.appendCsv(any, csv));
+        assertTrue(e.getMessage().contains("new --csv file"), e.getMessage());
+    }
+
+    @Test
+    void worldSizeAboveOneIsRefusedWithAReason() {
+        assertEquals(1, AnvilMain.run("bench-train", "--world-size", "2"));
+    }
+
+    /** Splits an RFC 4180 line. */
+    private static List<String> fields(String line) {
+        List<String> out = new ArrayList<>();
+        StringBuilder cell = new StringBuilder();
+        boolean quoted = false;
+        for (int i = 0; i < line.length(); i++) {
+            char ch = line.charAt(i);
+            if (quoted && ch == '"' && i + 1 < line.length() && line.charAt(i + 1) == '"') {
+                cell.append('"');
+                i++;
+            } else if (ch == '"') {
+                quoted = !quoted;
+            } else if (ch == ',' && !quoted) {
+                out.add(cell.toString());
+                cell.setLength(0);
+            } else {
+                cell.append(ch);
+            }
+        }
+        out.add(cell.toString());
+        return out;
+    }
+}
