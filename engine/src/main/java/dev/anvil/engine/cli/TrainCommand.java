@@ -10,6 +10,7 @@ import dev.anvil.engine.data.DataLoader;
 import dev.anvil.engine.io.HfModelFiles;
 import dev.anvil.engine.io.ModelWeights;
 import dev.anvil.engine.model.GptConfig;
+import dev.anvil.engine.metrics.PrometheusMetrics;
 import dev.anvil.engine.model.GptModel;
 import dev.anvil.engine.optim.AdamW;
 import dev.anvil.engine.optim.AdamWConfig;
@@ -128,6 +129,10 @@ public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--metrics-out", paramLabel = "FILE.jsonl", description = "Append one JSON line per step")
     Path metricsOut;
 
+    @Option(names = "--metrics-port", paramLabel = "PORT",
+            description = "Serve Prometheus metrics on http://0.0.0.0:PORT/metrics (0 = any free port; rank 0 only)")
+    Integer metricsPort;
+
     @Override
     public Integer call() throws IOException {
         PrintStream out = System.out;
@@ -153,7 +158,8 @@ public final class TrainCommand implements Callable<Integer> {
              Communicator comm = rendezvous.map(r -> distributed.connect(r, fingerprint, env)).orElse(null);
              GradientSync sync = comm == null ? null
                      : new GradientSync(comm, backend, gpt.gradients(), GradientSync.DEFAULT_BUCKET_BYTES);
-             MetricsLog metrics = metricsOut == null || !leader ? null : new MetricsLog(metricsOut)) {
+             MetricsLog metrics = metricsOut == null || !leader ? null : new MetricsLog(metricsOut);
+             PrometheusMetrics prometheus = metricsPort == null || !leader ? null : PrometheusMetrics.start(metricsPort)) {
             DataParallel group = new DataParallel(comm);
             int start = startingPoint(gpt, adamw, initial, checkpoints, config, worldSize, leader ? out : null);
             if (group.agree(start, false)[0] != (float) start * worldSize) {
@@ -190,6 +196,10 @@ public final class TrainCommand implements Callable<Integer> {
                         }, saveEvery);
                 if (metrics != null) {
                     trainer.onStep(metrics::write);
+                }
+                if (prometheus != null) {
+                    trainer.onStep(prometheus);
+                    out.println("serving metrics on http://0.0.0.0:" + prometheus.port() + "/metrics");
                 }
             }
             if (sources.val() != null) {

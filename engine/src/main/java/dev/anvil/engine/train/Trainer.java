@@ -88,9 +88,9 @@ public final class Trainer {
         return this;
     }
 
-    /** Receives every step's metrics (e.g. a {@link MetricsLog}). */
+    /** Adds a receiver of every step's metrics (e.g. a {@link MetricsLog}). */
     public Trainer onStep(Consumer<StepMetrics> listener) {
-        this.listener = Objects.requireNonNull(listener);
+        this.listener = this.listener.andThen(Objects.requireNonNull(listener));
         return this;
     }
 
