@@ -93,7 +93,7 @@ class TrainBadInputTest {
         String err = run.err().strip();
         assertFalse(err.isEmpty(), run.transcript());
         assertFalse(err.contains("\n"), "more than one line on stderr:\n" + run.transcript());
-        assertTrue(err.startsWith("train: error: "), run.transcript());
+        assertTrue(err.startsWith("anvil train: error: "), run.transcript());
         assertFalse(err.contains("Exception") || err.contains("\tat "), "a stack trace or exception name:\n"
                 + run.transcript());
         assertTrue(err.contains(expected), "expected '" + expected + "' in:\n" + run.transcript());
