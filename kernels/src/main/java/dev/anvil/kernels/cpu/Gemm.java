@@ -20,11 +20,14 @@ package dev.anvil.kernels.cpu;
  */
 final class Gemm {
 
-    /** Steps of the shared dimension per block: a B micro-panel of KC × nr floats fits L1. */
-    static final int KC = 256;
+    /**
+     * Steps of the shared dimension per block: a B micro-panel of KC × nr floats fits L1, and as
+     * the model's channel counts (384, 768) are multiples, C is read and written few times.
+     */
+    static final int KC = 384;
     /** Rows of A a task packs at most: MC × KC floats sit in L2 beside the B micro-panels. */
-    private static final int MC = 192;
-    /** Columns of B packed at once: KC × NC floats (2 MiB) stay in L3, shared by the threads. */
+    private static final int MC = 96;
+    /** Columns of B packed at once: KC × NC floats (3 MiB) stay in L3, shared by the threads. */
     private static final int NC = 2048;
 
     private final WorkerPool pool;
