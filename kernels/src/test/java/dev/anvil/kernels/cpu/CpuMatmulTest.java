@@ -18,14 +18,14 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * The packed GEMM behind {@link CpuMatmul}, on both micro-kernels, against a float64 triple loop.
  * Shapes are awkward on purpose: sizes of 1, non-multiples of the vector width and tile sizes,
  * more rows than one task packs, more steps than one {@code KC} block, more columns than one
- * shared B block; every buffer is a slice at an odd offset.
+ * shared B block, more steps than one shared B chunk; every buffer is a slice at an odd offset.
  */
 class CpuMatmulTest {
 
     private static final double TOLERANCE = 1e-5;
     private static final int[][] SHAPES = {
             {1, 1, 1}, {7, 33, 130}, {130, 7, 33}, {33, 130, 7}, {1, 7, 33},
-            {200, Gemm.KC + 44, 70}, {70, 33, Gemm.KC + 44}, {Gemm.KC + 44, 17, 9}, {7, 33, 2100},
+            {200, Gemm.KC + 44, 70}, {70, 33, Gemm.KC + 44}, {Gemm.KC + 44, 17, 9}, {7, 33, 2100}, {9, 1000, 800},
     };
 
     static Stream<Arguments> kernelsAndShapes() {
