@@ -162,7 +162,7 @@ public final class Trainer {
             StepMetrics metrics = new StepMetrics(step, loss, lr, norm, tokensPerStep / stepSeconds,
                     (System.nanoTime() - runStart) / 1e9, valLoss);
             listener.accept(metrics);
-            showProgress(metrics, timedSteps == 0 ? stepSeconds : timedSeconds / timedSteps);
+            showProgress(metrics, timedSteps == 0 ? Double.NaN : timedSeconds / timedSteps);
             if (checkpoints != null && (stopping || step == config.steps() || (saveEvery > 0 && step % saveEvery == 0))) {
                 lastCheckpoint = save(step);
             }
