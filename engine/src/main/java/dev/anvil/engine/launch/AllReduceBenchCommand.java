@@ -27,9 +27,10 @@ import java.util.concurrent.CompletableFuture;
  * prints the bandwidths as nccl-tests defines them: algbw = size / time, busbw = algbw · 2(R−1)/R
  * (what each link carries, comparable across rank counts).
  *
- * <p>With {@code --world-size R} it runs R ranks as communicators in this one process, over real
- * loopback TCP; started under torchrun, Slurm or {@code anvil launch} (RANK or SLURM_PROCID set)
- * it is one rank of the job, and rank 0 prints the table, each time the mean over the ranks.
+ * <p>With {@code --world-size R} it runs R ranks as communicators in this one process (threads),
+ * over real loopback TCP. Without it, started under torchrun, Slurm or {@code anvil launch} (RANK
+ * or SLURM_PROCID set), each process is one rank of the job, and rank 0 prints the table, each
+ * time being the mean over the ranks as in nccl-tests.
  */
 @Command(name = "allreduce-bench", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Measure all-reduce time and bandwidth (algbw, busbw as nccl-tests defines them).",
@@ -41,7 +42,7 @@ public final class AllReduceBenchCommand implements Callable<Integer> {
     /** Sizes measured: --size and smaller ones by factors of 4, smallest first. */
     private static final int SIZES = 5;
 
-    @Option(names = "--world-size", paramLabel = "R", description = "Ranks to run in this process (not under torchrun/Slurm)")
+    @Option(names = "--world-size", paramLabel = "R", description = "Run R ranks in this process; without it, be one rank of a job started by torchrun, srun or anvil launch")
     Integer worldSize;
 
     @Option(names = "--size", defaultValue = "64MB", description = "Largest buffer, e.g. 4KB, 64MB, 1GB (default: ${DEFAULT-VALUE})")
@@ -90,9 +91,8 @@ public final class AllReduceBenchCommand implements Callable<Integer> {
         if (iters < 1 || warmup < 0) {
             throw new IllegalArgumentException("--iters must be at least 1 and --warmup at least 0");
         }
-        Map<String, String> env = System.getenv();
-        boolean underLauncher = env.containsKey("RANK") || env.containsKey("SLURM_PROCID");
-        try (Ranks ranks = underLauncher ? jobRank(env) : localRanks()) {
+        boolean local = worldSize != null;
+        try (Ranks ranks = local ? localRanks() : jobRank(System.getenv())) {
             int r = ranks.worldSize();
             long minimum = (long) type.byteSize() * r;
             if (largest < minimum) {
@@ -102,7 +102,7 @@ public final class AllReduceBenchCommand implements Callable<Integer> {
             PrintStream out = System.out;
             if (ranks.leader()) {
                 out.printf(Locale.ROOT, "anvil allreduce-bench: %d ranks (%s), %s sum, %d iterations after %d warmup%n",
-                        r, underLauncher ? "one per process" : "in this process, loopback TCP", dtype, iters, warmup);
+                        r, local ? "in this process, loopback TCP" : "one per process", dtype, iters, warmup);
                 out.printf(Locale.ROOT, "%10s %12s %11s %13s %13s%n", "size", "elements", "time (ms)", "algbw (GB/s)",
                         "busbw (GB/s)");
             }
@@ -174,22 +174,20 @@ public final class AllReduceBenchCommand implements Callable<Integer> {
     }
 
     private Ranks localRanks() {
-        if (worldSize == null || worldSize < 2) {
-            throw new IllegalArgumentException("give --world-size R (at least 2), or run one process per rank under"
-                    + " torchrun, srun or anvil launch");
+        if (worldSize < 2) {
+            throw new IllegalArgumentException("--world-size must be at least 2, got " + worldSize);
         }
         return new LocalRanks(LocalCluster.start(worldSize));
     }
 
     private Ranks jobRank(Map<String, String> env) {
-        RendezvousConfig config = RendezvousConfig.fromEnvironment(env);
-        if (worldSize != null && worldSize != config.worldSize()) {
-            throw new IllegalArgumentException("--world-size " + worldSize + " disagrees with the launcher's "
-                    + config.worldSize() + " ranks; drop --world-size when running under torchrun, srun or anvil launch");
+        if (!env.containsKey("RANK") && !env.containsKey("SLURM_PROCID")) {
+            throw new IllegalArgumentException("give --world-size R to run R ranks in this process, or run one process"
+                    + " per rank under torchrun, srun or anvil launch");
         }
         CommunicatorOptions options = CommunicatorOptions.defaults(JobToken.fromEnvironment(env))
                 .withFingerprint("allreduce-bench " + size + " " + dtype + " " + iters + " " + warmup);
-        return new JobRank(NettyCommunicator.connect(config, options));
+        return new JobRank(NettyCommunicator.connect(RendezvousConfig.fromEnvironment(env), options));
     }
 
     /** R communicators of a {@link LocalCluster}: each all-reduce is issued on all, then awaited. */

@@ -22,11 +22,6 @@ final class LaunchSignals {
         return signals;
     }
 
-    /** Signals that never arrive (tests). */
-    static LaunchSignals none() {
-        return new LaunchSignals();
-    }
-
     void received(String name) {
         if (first == null) {
             first = name;

@@ -129,7 +129,7 @@ final class WorkerGroup {
                 terminate(ranks, stopped);
             }
             if (signals.urgent() || System.nanoTime() > killAt) {
-                ranks.forEach(r -> r.process().destroyForcibly());
+                ranks.forEach(r -> r.process().toHandle().destroyForcibly());
             }
         }
         for (Rank r : ranks) {
@@ -155,12 +155,16 @@ final class WorkerGroup {
         return new Rank(rank, process, output);
     }
 
-    /** SIGTERM to every rank still running: trainers save a checkpoint if they can and exit. */
+    /**
+     * SIGTERM to every rank still running: trainers save a checkpoint if they can and exit. Sent
+     * through the {@link ProcessHandle}: {@link Process#destroy()} would also close our ends of the
+     * rank's pipes, losing what it says on the way out.
+     */
     private static void terminate(List<Rank> ranks, Set<Integer> stopped) {
         for (Rank r : ranks) {
             if (r.process().isAlive()) {
                 stopped.add(r.rank());
-                r.process().destroy();
+                r.process().toHandle().destroy();
             }
         }
     }
