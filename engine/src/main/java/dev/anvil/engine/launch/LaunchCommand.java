@@ -59,7 +59,7 @@ public final class LaunchCommand implements Callable<Integer> {
                     + " their --comm-timeout lets them report the lost rank (default: ${DEFAULT-VALUE})")
     double gracePeriod;
 
-    @Parameters(arity = "1..*", paramLabel = "COMMAND", description = "After --: the anvil command each rank runs, e.g. train ...")
+    @Parameters(arity = "1..*", paramLabel = "-- COMMAND", description = "The anvil command each rank runs, after --, e.g. -- train --steps 100")
     List<String> command;
 
     /** Rendezvous settings the launcher owns: a rank given its own would leave the group. */
