@@ -1,5 +1,7 @@
 package dev.anvil.engine.cli;
 
+import dev.anvil.engine.launch.AllReduceBenchCommand;
+import dev.anvil.engine.launch.LaunchCommand;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -14,7 +16,8 @@ import java.util.ServiceLoader;
 @Command(name = "anvil", mixinStandardHelpOptions = true, versionProvider = Version.class,
         description = "Train GPT-style transformers on the CPU or CUDA GPUs.",
         subcommands = {TrainCommand.class, PrepareCommand.class, EvalCommand.class, GenerateCommand.class,
-                InfoCommand.class, CommandLine.HelpCommand.class})
+                InfoCommand.class, LaunchCommand.class, AllReduceBenchCommand.class,
+                CommandLine.HelpCommand.class})
 public final class AnvilMain implements Runnable {
 
     @CommandLine.Spec

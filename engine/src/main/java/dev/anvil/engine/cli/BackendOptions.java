@@ -3,6 +3,8 @@ package dev.anvil.engine.cli;
 import dev.anvil.kernels.Backend;
 import dev.anvil.kernels.cpu.CpuBackend;
 import dev.anvil.kernels.cuda.CudaBackend;
+import dev.anvil.kernels.cuda.CudaOptions;
+import dev.anvil.kernels.cuda.driver.Driver;
 import picocli.CommandLine.Option;
 
 /** {@code --backend}, {@code --dtype} and {@code --threads}, shared by the commands that compute. */
@@ -17,8 +19,16 @@ final class BackendOptions {
     @Option(names = "--threads", description = "CPU threads (default: all cores)")
     Integer threads;
 
-    /** Opens the chosen backend, or explains in one line why it cannot. */
+    /** Opens the chosen backend (GPU 0 for cuda), or explains in one line why it cannot. */
     Backend open() {
+        return open(0);
+    }
+
+    /**
+     * Opens the chosen backend for the process with this node-local rank: with cuda, the rank's own
+     * GPU, so ranks sharing a node do not all land on GPU 0.
+     */
+    Backend open(int localRank) {
         if (!dtype.equals("fp32") && !dtype.equals("bf16")) {
             throw new IllegalArgumentException("--dtype must be fp32 or bf16, got '" + dtype + "'");
         }
@@ -36,9 +46,19 @@ final class BackendOptions {
                 if (dtype.equals("bf16")) {
                     throw new IllegalArgumentException("bf16 training is not wired into the model yet: use --dtype fp32 with --backend cuda");
                 }
-                yield CudaBackend.open();
+                yield CudaBackend.open(new CudaOptions(CudaBackend.isAvailable()
+                        ? cudaDevice(localRank, Driver.deviceCount()) : 0, false)); // else open says why not
             }
             default -> throw new IllegalArgumentException("--backend must be cpu or cuda, got '" + backend + "'");
         };
+    }
+
+    /**
+     * GPU {@code localRank}, as torchrun jobs use it, modulo the GPUs shown: GPU 0 when the
+     * scheduler shows each rank just its own (e.g. {@code srun --gpus-per-task=1}), and the right
+     * one for {@code --rank} on later nodes, whose local rank is taken to be the global rank.
+     */
+    static int cudaDevice(int localRank, int visibleGpus) {
+        return localRank % visibleGpus;
     }
 }

@@ -148,12 +148,13 @@ public final class TrainCommand implements Callable<Integer> {
         Optional<RendezvousConfig> rendezvous = distributed.rendezvous(env);
         int rank = rendezvous.map(RendezvousConfig::rank).orElse(0);
         int worldSize = rendezvous.map(RendezvousConfig::worldSize).orElse(1);
+        int localRank = rendezvous.map(RendezvousConfig::localRank).orElse(0);
         boolean leader = rank == 0;
         Checkpointer checkpoints = new Checkpointer(saveDir == null ? Path.of("runs", presetName()) : saveDir, keepLast);
         DataOptions.Resolved sources = data.resolve(model);
         DataLoader train = new DataLoader(sources.train(), config.batchSize(), config.seqLen(), rank, worldSize);
         String fingerprint = "anvil " + Version.current() + "; " + model + "; " + config + "; data " + data.describe();
-        try (Backend backend = compute.open(); GptModel gpt = new GptModel(backend, model);
+        try (Backend backend = compute.open(localRank); GptModel gpt = new GptModel(backend, model);
              AdamW adamw = new AdamW(backend, gpt.layout(), config.adamw());
              Communicator comm = rendezvous.map(r -> distributed.connect(r, fingerprint, env)).orElse(null);
              GradientSync sync = comm == null ? null
