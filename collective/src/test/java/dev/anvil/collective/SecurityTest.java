@@ -137,7 +137,7 @@ class SecurityTest {
 
     static void certs(Path dir, String... nodes) throws Exception {
         String[] command = new String[nodes.length + 2];
-        command[0] = Path.of("bin", "anvil-certs").toAbsolutePath().toString();
+        command[0] = Path.of("..", "bin", "anvil-certs").toAbsolutePath().normalize().toString();
         command[1] = dir.toString();
         System.arraycopy(nodes, 0, command, 2, nodes.length);
         Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
