@@ -153,7 +153,7 @@ public final class TrainCommand implements Callable<Integer> {
         DataOptions.Resolved sources = data.resolve(model);
         DataLoader train = new DataLoader(sources.train(), config.batchSize(), config.seqLen(), rank, worldSize);
         String fingerprint = "anvil " + Version.current() + "; " + model + "; " + config + "; data " + data.describe();
-        try (Backend backend = compute.open(); GptModel gpt = new GptModel(backend, model);
+        try (Backend backend = compute.open(); GptModel gpt = new GptModel(backend, model, compute.dtype());
              AdamW adamw = new AdamW(backend, gpt.layout(), config.adamw());
              Communicator comm = rendezvous.map(r -> distributed.connect(r, fingerprint, env)).orElse(null);
              GradientSync sync = comm == null ? null
