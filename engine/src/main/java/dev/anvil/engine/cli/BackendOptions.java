@@ -43,7 +43,7 @@ final class BackendOptions {
                 if (type == DType.BF16) {
                     // Allowed because it is how bf16 runs are tested without a GPU; say it is no speed-up.
                     System.err.println("warning: --dtype bf16 on the CPU is emulated (fp32 compute, results rounded "
-                            + "to bf16): for testing mixed precision, slower than fp32");
+                            + "to bf16): for testing mixed precision, not for speed");
                 }
                 yield threads == null ? new CpuBackend() : new CpuBackend(threads);
             }

@@ -22,7 +22,8 @@ import java.util.Optional;
  * paths (bf16 activations, weights and gradients; fp32 statistics, moments and master weights, with
  * the CUDA backend's type rules) run and can be tested on any machine. It is not fast: no less work
  * than FP32, plus a rounding pass per op. Results match a GPU's to bf16 precision, not bit for bit:
- * a GPU may round intermediate sums (e.g. each k-slice of a matmul) that this keeps in fp32.
+ * this rounds each output once per op, where a GPU kernel may round partial results (the CUDA
+ * encoder backward adds into bf16 {@code dwte} once per occurrence of a token).
  *
  * <p>This class checks shapes and delegates; each op's forward and backward live side by side in
  * their own class ({@code CpuLayerNorm}, {@code CpuAttention}, ...).
