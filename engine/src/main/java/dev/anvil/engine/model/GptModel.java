@@ -92,9 +92,9 @@ public final class GptModel implements AutoCloseable {
     }
 
     /**
-     * The FP32 master weights of a BF16 model, laid out like {@link #parameters()}, which are their
-     * rounding: the optimizer updates these ({@link dev.anvil.kernels.OptimizerOps#adamw}'s
-     * {@code master}). {@code null} for an FP32 model.
+     * The FP32 master weights of a BF16 model, laid out like {@link #parameters()}, which hold their
+     * bf16 rounding: the optimizer updates these ({@link dev.anvil.kernels.OptimizerOps#adamw}'s
+     * {@code master}) and rounds them into the parameters. {@code null} for an FP32 model.
      */
     public Buffer masterWeights() {
         return master;
