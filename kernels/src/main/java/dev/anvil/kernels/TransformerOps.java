@@ -14,6 +14,14 @@ package dev.anvil.kernels;
  *       stream's sum of gradients need no extra op. The caller zeroes gradient buffers when it
  *       starts a fresh sum. The one exception is {@link #softmaxCrossEntropy}, which writes.
  *   <li>Weights are stored as {@code [outChannels, inChannels]} (PyTorch {@code nn.Linear}).
+ *   <li>Types: every op computes in fp32 or wider. Its float tensors are all FP32 or all BF16, as
+ *       its first (output) buffer is, except the saved statistics ({@code mean}, {@code rstd},
+ *       {@code lse}) and {@code losses}, always FP32, and token ids and targets, INT32. A matmul may
+ *       read BF16 {@code inp} and {@code weight} into an FP32 {@code out} (and FP32 {@code bias});
+ *       its backward takes {@code dout}, {@code inp} and {@code weight} of one type and may write
+ *       gradients of either. BF16 outputs are rounded to nearest even when stored; how often an
+ *       op stores (the CUDA {@code encoderBackward} adds into {@code dwte} once per occurrence of a
+ *       token) is the backend's.
  * </ul>
  */
 public interface TransformerOps {
@@ -21,7 +29,7 @@ public interface TransformerOps {
     /**
      * Token plus position embedding: {@code out[b,t,:] = wte[tokens[b,t],:] + wpe[t,:]}.
      *
-     * @param out    FP32 {@code [b, t, c]}
+     * @param out    {@code [b, t, c]}
      * @param tokens INT32 {@code [b, t]}, each in {@code [0, rows of wte)}
      * @param wte    token embedding {@code [vocab, c]}
      * @param wpe    position embedding {@code [maxT, c]} with {@code maxT >= t}

@@ -1239,7 +1239,9 @@ public abstract class BackendConformanceTest {
      * Checks the backend's gradient {@code analytic} of {@code objective} with respect to tensor
      * {@code x} at {@code coords} by central differences in the backend's own precision: each
      * coordinate is moved by ±{@link Tolerances#fdStep} (as stored after rounding), the objective
-     * (which runs the backend's forward) is evaluated, and {@code x} is restored.
+     * (which runs the backend's forward) is evaluated, and {@code x} is restored. Where both
+     * moves round back to the same stored value (bf16 spacing is 0.25 near 50, wider than twice
+     * {@code fdStep = 0.1}), the step is doubled until they do not.
      */
     private void assertBackendGradient(String what, Tensor x, double[] analytic, int[] coords,
                                        DoubleSupplier objective) {
@@ -1249,13 +1251,22 @@ public abstract class BackendConformanceTest {
         for (int k = 0; k < coords.length; k++) {
             int i = coords[k];
             float x0 = host[i];
-            host[i] = (float) (x0 + tol.fdStep());
+            double h = tol.fdStep();
+            double xPlus, xMinus;
+            do {
+                host[i] = (float) (x0 + h);
+                x.write(host);
+                xPlus = x.read()[i];
+                host[i] = (float) (x0 - h);
+                x.write(host);
+                xMinus = x.read()[i];
+                h *= 2;
+            } while (xPlus == xMinus);
+            host[i] = (float) xPlus;
             x.write(host);
-            double xPlus = x.read()[i];
             double plus = objective.getAsDouble();
-            host[i] = (float) (x0 - tol.fdStep());
+            host[i] = (float) xMinus;
             x.write(host);
-            double xMinus = x.read()[i];
             double minus = objective.getAsDouble();
             host[i] = x0;
             x.write(host);

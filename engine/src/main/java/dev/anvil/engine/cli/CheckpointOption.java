@@ -4,6 +4,7 @@ import dev.anvil.engine.io.HfModelFiles;
 import dev.anvil.engine.io.ModelWeights;
 import dev.anvil.engine.model.GptModel;
 import dev.anvil.kernels.Backend;
+import dev.anvil.kernels.DType;
 import picocli.CommandLine.Option;
 
 import java.io.IOException;
@@ -16,10 +17,10 @@ final class CheckpointOption {
             description = "A checkpoint or model directory (config.json + model.safetensors)")
     Path dir;
 
-    /** Loads the weights into a new model on {@code backend}. */
-    GptModel load(Backend backend) throws IOException {
+    /** Loads the weights into a new model of {@code dtype} (FP32 or BF16) on {@code backend}. */
+    GptModel load(Backend backend, DType dtype) throws IOException {
         ModelWeights weights = HfModelFiles.load(dir);
-        GptModel model = new GptModel(backend, weights.config());
+        GptModel model = new GptModel(backend, weights.config(), dtype);
         model.writeParameters(weights.params());
         return model;
     }

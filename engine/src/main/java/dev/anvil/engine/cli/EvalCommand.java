@@ -41,7 +41,7 @@ public final class EvalCommand implements Callable<Integer> {
         if (batchSize <= 0 || batches <= 0) {
             throw new IllegalArgumentException("--batch-size and --batches must be positive");
         }
-        try (Backend backend = compute.open(); GptModel model = checkpoint.load(backend)) {
+        try (Backend backend = compute.open(); GptModel model = checkpoint.load(backend, compute.dtype())) {
             int t = seqLen == null ? model.config().maxSeqLen() : seqLen;
             DataOptions.Resolved sources = data.resolve(model.config());
             // With --data alone, evaluate on it; with the embedded corpus, on its held-out part.

@@ -44,7 +44,7 @@ public final class GenerateCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--max-tokens must be non-negative, got " + maxTokens);
         }
         Sampler sampler = new Sampler(temperature, topK, seed);
-        try (Backend backend = compute.open(); GptModel model = checkpoint.load(backend)) {
+        try (Backend backend = compute.open(); GptModel model = checkpoint.load(backend, compute.dtype())) {
             Tokenizer tokenizer = Tokenizer.forVocabSize(model.config().vocabSize());
             int[] promptTokens = tokenizer.encode(prompt);
             int context = model.config().maxSeqLen();

@@ -153,8 +153,9 @@ public final class TrainCommand implements Callable<Integer> {
         Checkpointer checkpoints = new Checkpointer(saveDir == null ? Path.of("runs", presetName()) : saveDir, keepLast);
         DataOptions.Resolved sources = data.resolve(model);
         DataLoader train = new DataLoader(sources.train(), config.batchSize(), config.seqLen(), rank, worldSize);
-        String fingerprint = "anvil " + Version.current() + "; " + model + "; " + config + "; data " + data.describe();
-        try (Backend backend = compute.open(localRank); GptModel gpt = new GptModel(backend, model);
+        String fingerprint = "anvil " + Version.current() + "; " + model + "; " + compute.dtype() + "; " + config
+                + "; data " + data.describe();
+        try (Backend backend = compute.open(localRank); GptModel gpt = new GptModel(backend, model, compute.dtype());
              AdamW adamw = new AdamW(backend, gpt.layout(), config.adamw());
              Communicator comm = rendezvous.map(r -> distributed.connect(r, fingerprint, env)).orElse(null);
              GradientSync sync = comm == null ? null
@@ -168,8 +169,9 @@ public final class TrainCommand implements Callable<Integer> {
                         + "): every rank must see the same --save-dir, e.g. on a shared file system");
             }
             if (leader) {
-                out.printf(Locale.ROOT, "anvil train: %s, %,d parameters, %s%s%n", model, model.parameterCount(),
-                        backend.description(), worldSize > 1 ? ", " + worldSize + " data-parallel ranks" : "");
+                out.printf(Locale.ROOT, "anvil train: %s, %,d parameters, %s, %s%s%n", model, model.parameterCount(),
+                        backend.description(), compute.dtype().toString().toLowerCase(Locale.ROOT),
+                        worldSize > 1 ? ", " + worldSize + " data-parallel ranks" : "");
                 out.printf(Locale.ROOT, "data: %s%s%nbatch: B=%d T=%d accum=%d, %,d tokens per step%n",
                         sources.train(), sources.val() == null ? "" : "; validation: " + sources.val(),
                         config.batchSize(), config.seqLen(), config.gradAccum(), config.tokensPerStep() * worldSize);
@@ -289,6 +291,7 @@ public final class TrainCommand implements Callable<Integer> {
         all.put("model", model);
         all.put("train", config);
         all.put("world_size", worldSize);
+        all.put("dtype", compute.dtype().toString());
         all.put("data", data.describe());
         List<String> args = new ArrayList<>(List.of("anvil", "train"));
         args.addAll(trainArgs());

@@ -2,6 +2,7 @@ package dev.anvil.engine.io;
 
 import com.fasterxml.jackson.core.JacksonException;
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.anvil.kernels.BFloat16;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;

@@ -45,32 +45,38 @@ final class Activations implements AutoCloseable {
     private final List<Buffer> owned = new ArrayList<>();
     private final Backend backend;
 
-    Activations(Backend backend, GptConfig config, int b, int t, boolean training) {
+    /**
+     * @param dtype the type of activations and gradient scratch, FP32 or BF16; the statistics
+     *              (LayerNorm mean and rstd, attention lse) and the losses are FP32 whatever it is,
+     *              as the backends' ops require
+     */
+    Activations(Backend backend, GptConfig config, int b, int t, boolean training, DType dtype) {
         this.backend = backend;
         this.b = b;
         this.t = t;
         long n = (long) b * t;
         int c = config.channels();
+        DType stat = DType.FP32;
         tokens = alloc(DType.INT32, n);
         targets = alloc(DType.INT32, n);
-        encoded = alloc(DType.FP32, n * c);
+        encoded = alloc(dtype, n * c);
         blocks = new Block[config.numLayers()];
         for (int l = 0; l < blocks.length; l++) {
-            blocks[l] = new Block(alloc(DType.FP32, n * c), alloc(DType.FP32, n), alloc(DType.FP32, n),
-                    alloc(DType.FP32, 3 * n * c), alloc(DType.FP32, n * c),
-                    alloc(DType.FP32, (long) b * config.numHeads() * t), alloc(DType.FP32, n * c),
-                    alloc(DType.FP32, n * c), alloc(DType.FP32, n * c), alloc(DType.FP32, n), alloc(DType.FP32, n),
-                    alloc(DType.FP32, 4 * n * c), alloc(DType.FP32, 4 * n * c), alloc(DType.FP32, n * c),
-                    alloc(DType.FP32, n * c));
+            blocks[l] = new Block(alloc(dtype, n * c), alloc(stat, n), alloc(stat, n),
+                    alloc(dtype, 3 * n * c), alloc(dtype, n * c),
+                    alloc(stat, (long) b * config.numHeads() * t), alloc(dtype, n * c),
+                    alloc(dtype, n * c), alloc(dtype, n * c), alloc(stat, n), alloc(stat, n),
+                    alloc(dtype, 4 * n * c), alloc(dtype, 4 * n * c), alloc(dtype, n * c),
+                    alloc(dtype, n * c));
         }
-        lnf = alloc(DType.FP32, n * c);
-        lnfMean = alloc(DType.FP32, n);
-        lnfRstd = alloc(DType.FP32, n);
-        logits = alloc(DType.FP32, n * config.paddedVocabSize());
-        losses = alloc(DType.FP32, n);
-        scratch = training ? new Scratch(alloc(DType.FP32, n * c), alloc(DType.FP32, n * c),
-                alloc(DType.FP32, n * c), alloc(DType.FP32, 3 * n * c), alloc(DType.FP32, 4 * n * c),
-                alloc(DType.FP32, 4 * n * c)) : null;
+        lnf = alloc(dtype, n * c);
+        lnfMean = alloc(stat, n);
+        lnfRstd = alloc(stat, n);
+        logits = alloc(dtype, n * config.paddedVocabSize());
+        losses = alloc(stat, n);
+        scratch = training ? new Scratch(alloc(dtype, n * c), alloc(dtype, n * c),
+                alloc(dtype, n * c), alloc(dtype, 3 * n * c), alloc(dtype, 4 * n * c),
+                alloc(dtype, 4 * n * c)) : null;
     }
 
     private Buffer alloc(DType dtype, long length) {

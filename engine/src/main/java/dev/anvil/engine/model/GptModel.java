@@ -1,5 +1,6 @@
 package dev.anvil.engine.model;
 
+import dev.anvil.kernels.BFloat16;
 import dev.anvil.kernels.Backend;
 import dev.anvil.kernels.Buffer;
 import dev.anvil.kernels.DType;
@@ -13,13 +14,23 @@ import java.util.Objects;
  *
  * <p>Training step: {@link #forward(int[], int[], int, int)}, then {@link #backward()}; gradients
  * accumulate until {@link #zeroGradients()}, so several micro-batches can be summed. Not thread-safe.
+ *
+ * <p>Precision: an FP32 model holds everything in fp32. A BF16 model trains in mixed precision as
+ * llm.c does: parameters, activations and gradients are bf16 (every op still computes in fp32),
+ * while the losses, the saved LayerNorm and attention statistics, and a copy of the weights, the
+ * {@linkplain #masterWeights() master weights}, stay fp32. The master weights are the model's
+ * weights: {@link #writeParameters} and {@link #readParameters} set and return them exactly, the
+ * optimizer updates them, and the bf16 parameters are their rounding, which the passes compute with.
  */
 public final class GptModel implements AutoCloseable {
 
     private final Backend backend;
     private final GptConfig config;
     private final ParameterLayout layout;
+    private final DType dtype;
     private final Buffer params;
+    /** FP32 master weights of a BF16 model; {@code null} for FP32, whose parameters are their own. */
+    private final Buffer master;
     private final Buffer grads;
     private final ModelTensors w;
     private final ModelTensors g;
@@ -30,13 +41,30 @@ public final class GptModel implements AutoCloseable {
     private int lastT;
     private boolean backwardReady;
 
-    /** Allocates parameters (zero until {@link #initialize} or {@link #writeParameters}) and gradients. */
+    /** An FP32 model: {@link #GptModel(Backend, GptConfig, DType)} with {@link DType#FP32}. */
     public GptModel(Backend backend, GptConfig config) {
+        this(backend, config, DType.FP32);
+    }
+
+    /**
+     * Allocates parameters (zero until {@link #initialize} or {@link #writeParameters}), gradients
+     * and, for BF16, the fp32 master weights.
+     *
+     * @param dtype {@link DType#FP32}, or {@link DType#BF16} for mixed precision (see the class comment)
+     * @throws IllegalArgumentException if {@code dtype} is INT32
+     * @throws UnsupportedOperationException if the backend cannot hold {@code dtype}
+     */
+    public GptModel(Backend backend, GptConfig config, DType dtype) {
         this.backend = Objects.requireNonNull(backend, "backend");
         this.config = Objects.requireNonNull(config, "config");
+        if (dtype != DType.FP32 && dtype != DType.BF16) {
+            throw new IllegalArgumentException("a model is FP32 or BF16, not " + dtype);
+        }
+        this.dtype = dtype;
         this.layout = ParameterLayout.of(config);
-        this.params = backend.allocate(DType.FP32, layout.totalSize());
-        this.grads = backend.allocate(DType.FP32, layout.totalSize());
+        this.params = backend.allocate(dtype, layout.totalSize());
+        this.master = dtype == DType.BF16 ? backend.allocate(DType.FP32, layout.totalSize()) : null;
+        this.grads = backend.allocate(dtype, layout.totalSize());
         this.w = ModelTensors.slice(params, layout);
         this.g = ModelTensors.slice(grads, layout);
     }
@@ -53,12 +81,26 @@ public final class GptModel implements AutoCloseable {
         return backend;
     }
 
-    /** The contiguous parameter buffer. */
+    /** The type of parameters, activations and gradients: FP32 or BF16. */
+    public DType dtype() {
+        return dtype;
+    }
+
+    /** The contiguous parameter buffer the passes compute with, of {@link #dtype()}. */
     public Buffer parameters() {
         return params;
     }
 
-    /** The contiguous gradient buffer, laid out like {@link #parameters()}. */
+    /**
+     * The FP32 master weights of a BF16 model, laid out like {@link #parameters()}, which hold their
+     * bf16 rounding: the optimizer updates these ({@link dev.anvil.kernels.OptimizerOps#adamw}'s
+     * {@code master}) and rounds them into the parameters. {@code null} for an FP32 model.
+     */
+    public Buffer masterWeights() {
+        return master;
+    }
+
+    /** The contiguous gradient buffer, of {@link #dtype()}, laid out like {@link #parameters()}. */
     public Buffer gradients() {
         return grads;
     }
@@ -68,26 +110,59 @@ public final class GptModel implements AutoCloseable {
         writeParameters(GptInit.parameters(layout, seed));
     }
 
-    /** Copies host parameters, in layout order, into the model. */
+    /**
+     * Copies host weights, in layout order, into the model: into the parameters of an FP32 model;
+     * into the master weights of a BF16 one, exactly, and their bf16 rounding into its parameters.
+     */
     public void writeParameters(float[] host) {
         requireLength(host.length);
-        backend.upload(params, MemorySegment.ofArray(host));
+        if (master != null) {
+            backend.upload(master, MemorySegment.ofArray(host));
+        }
+        upload(params, host);
     }
 
-    /** A host copy of the parameters in layout order. */
+    /**
+     * A host copy of the model's weights in layout order: the parameters of an FP32 model, the
+     * master weights of a BF16 one (so a checkpoint of them resumes exactly).
+     */
     public float[] readParameters() {
-        return download(params);
-    }
-
-    /** A host copy of the gradients in layout order. */
-    public float[] readGradients() {
-        return download(grads);
-    }
-
-    private float[] download(Buffer buf) {
         float[] host = new float[Math.toIntExact(layout.totalSize())];
-        backend.download(buf, MemorySegment.ofArray(host));
+        download(master != null ? master : params, host);
         return host;
+    }
+
+    /** A host copy of the gradients in layout order, widened to fp32 if they are BF16. */
+    public float[] readGradients() {
+        float[] host = new float[Math.toIntExact(layout.totalSize())];
+        download(grads, host);
+        return host;
+    }
+
+    /** Uploads {@code host} into a buffer of FP32 or BF16 (rounded to nearest even). */
+    private void upload(Buffer dst, float[] host) {
+        if (dst.dtype() == DType.BF16) {
+            short[] bits = new short[host.length];
+            for (int i = 0; i < host.length; i++) {
+                bits[i] = BFloat16.fromFloat(host[i]);
+            }
+            backend.upload(dst, MemorySegment.ofArray(bits));
+        } else {
+            backend.upload(dst, MemorySegment.ofArray(host));
+        }
+    }
+
+    /** Downloads a buffer of FP32 or BF16 (widened, exactly) into {@code host}, of its length. */
+    private void download(Buffer src, float[] host) {
+        if (src.dtype() == DType.BF16) {
+            short[] bits = new short[host.length];
+            backend.download(src, MemorySegment.ofArray(bits));
+            for (int i = 0; i < host.length; i++) {
+                host[i] = BFloat16.toFloat(bits[i]);
+            }
+        } else {
+            backend.download(src, MemorySegment.ofArray(host));
+        }
     }
 
     private void requireLength(long length) {
@@ -138,8 +213,7 @@ public final class GptModel implements AutoCloseable {
         int vp = config.paddedVocabSize();
         float[][] out = new float[b][config.vocabSize()];
         for (int row = 0; row < b; row++) {
-            Buffer last = acts.logits.slice(((long) row * t + t - 1) * vp, config.vocabSize());
-            backend.download(last, MemorySegment.ofArray(out[row]));
+            download(acts.logits.slice(((long) row * t + t - 1) * vp, config.vocabSize()), out[row]);
         }
         return out;
     }
@@ -150,7 +224,7 @@ public final class GptModel implements AutoCloseable {
             if (acts != null) {
                 acts.close();
             }
-            acts = new Activations(backend, config, b, capacityT, training);
+            acts = new Activations(backend, config, b, capacityT, training, dtype);
         }
         lastB = b;
         lastT = t;
@@ -307,6 +381,9 @@ public final class GptModel implements AutoCloseable {
             acts.close();
         }
         params.close();
+        if (master != null) {
+            master.close();
+        }
         grads.close();
     }
 }

@@ -13,7 +13,9 @@ import java.util.List;
 /**
  * {@code torch.optim.AdamW} over a model's contiguous parameter buffer, with weight decay on 2-D
  * tensors only and gradient clipping by global L2 norm as {@code torch.nn.utils.clip_grad_norm_}.
- * Its moments are two more buffers of the same layout.
+ * Its moments are two more buffers of the same layout, always FP32. For BF16 parameters the update
+ * is made on the model's FP32 master weights ({@link dev.anvil.engine.model.GptModel#masterWeights})
+ * and rounded into the parameters; gradients may be BF16, their norm is summed in fp32 or wider.
  */
 public final class AdamW implements AutoCloseable {
 
@@ -61,7 +63,10 @@ public final class AdamW implements AutoCloseable {
         return step;
     }
 
-    /** The global L2 norm of {@code grads}, computed on the backend; one scalar crosses to the host. */
+    /**
+     * The global L2 norm of {@code grads} (FP32 or BF16), computed on the backend with an fp32 or
+     * wider sum; one scalar crosses to the host.
+     */
     public float gradientNorm(Buffer grads) {
         backend.sumOfSquares(normSquared, grads);
         backend.download(normSquared, MemorySegment.ofArray(hostScalar));
@@ -80,17 +85,27 @@ public final class AdamW implements AutoCloseable {
         return Math.min(scale, 1f);
     }
 
+    /** {@link #step(Buffer, Buffer, Buffer, float, float)} for FP32 parameters, which need no master weights. */
+    public void step(Buffer params, Buffer grads, float lr, float gradScale) {
+        step(params, null, grads, lr, gradScale);
+    }
+
     /**
      * One update of {@code params} from {@code grads}, the gradients first scaled by
      * {@code gradScale} (the clip factor).
+     *
+     * @param master the FP32 master weights when {@code params} is BF16 (updated, then rounded into
+     *               {@code params}); {@code null} for FP32 parameters
      */
-    public void step(Buffer params, Buffer grads, float lr, float gradScale) {
+    public void step(Buffer params, Buffer master, Buffer grads, float lr, float gradScale) {
         step++;
         AdamWStep s = new AdamWStep(lr, config.beta1(), config.beta2(), config.eps(), 0f, step, gradScale);
         AdamWStep decayed = s.withWeightDecay(config.weightDecay());
         for (Group gr : groups) {
-            backend.adamw(params.slice(gr.offset(), gr.length()), null, grads.slice(gr.offset(), gr.length()),
-                    m.slice(gr.offset(), gr.length()), v.slice(gr.offset(), gr.length()), gr.decay() ? decayed : s);
+            backend.adamw(params.slice(gr.offset(), gr.length()),
+                    master == null ? null : master.slice(gr.offset(), gr.length()),
+                    grads.slice(gr.offset(), gr.length()), m.slice(gr.offset(), gr.length()),
+                    v.slice(gr.offset(), gr.length()), gr.decay() ? decayed : s);
         }
     }
 

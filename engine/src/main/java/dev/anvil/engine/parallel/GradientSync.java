@@ -6,7 +6,6 @@ import dev.anvil.collective.ReduceOp;
 import dev.anvil.engine.model.GptModel;
 import dev.anvil.kernels.Backend;
 import dev.anvil.kernels.Buffer;
-import dev.anvil.kernels.DType;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -23,6 +22,8 @@ import java.util.concurrent.CompletableFuture;
  *
  * <p>Where the backend keeps gradients in host memory the all-reduce works on them in place;
  * otherwise each bucket is downloaded into a host staging buffer and uploaded back at the end.
+ * FP32 gradients are reduced as FLOAT32, BF16 gradients as BFLOAT16 (half the bytes on the wire;
+ * the collective sums each reduction in fp32 and rounds the result to bf16).
  */
 public final class GradientSync implements GptModel.GradientListener, AutoCloseable {
 
@@ -35,6 +36,8 @@ public final class GradientSync implements GptModel.GradientListener, AutoClosea
     private final Communicator comm;
     private final Backend backend;
     private final Buffer grads;
+    private final ElementType elementType;
+    private final int elementBytes;
     private final long bucketElements;
     private final Optional<MemorySegment> hostGrads;
     private final Arena stagingArena;
@@ -44,20 +47,27 @@ public final class GradientSync implements GptModel.GradientListener, AutoClosea
     private long readyEnd;
     private long bytesReduced;
 
+    /**
+     * @param grads       the gradient buffer, FP32 or BF16
+     * @param bucketBytes gradient bytes per all-reduce, at least one element's
+     */
     public GradientSync(Communicator comm, Backend backend, Buffer grads, long bucketBytes) {
-        if (grads.dtype() != DType.FP32) {
-            throw new IllegalArgumentException("gradient sync expects fp32 gradients, got " + grads.dtype());
-        }
-        if (bucketBytes < 4) {
+        this.elementType = switch (grads.dtype()) {
+            case FP32 -> ElementType.FLOAT32;
+            case BF16 -> ElementType.BFLOAT16;
+            case INT32 -> throw new IllegalArgumentException("gradient sync expects FP32 or BF16 gradients, got INT32");
+        };
+        this.elementBytes = elementType.byteSize();
+        if (bucketBytes < elementBytes) {
             throw new IllegalArgumentException("bucket size must be at least one element, got " + bucketBytes + " bytes");
         }
         this.comm = comm;
         this.backend = backend;
         this.grads = grads;
-        this.bucketElements = bucketBytes / Float.BYTES;
+        this.bucketElements = bucketBytes / elementBytes;
         this.hostGrads = backend.hostView(grads);
         this.stagingArena = hostGrads.isPresent() ? null : Arena.ofShared();
-        this.staging = hostGrads.isPresent() ? null : stagingArena.allocate(grads.length() * Float.BYTES, 64);
+        this.staging = hostGrads.isPresent() ? null : stagingArena.allocate(grads.length() * elementBytes, 64);
         begin();
     }
 
@@ -89,15 +99,15 @@ public final class GradientSync implements GptModel.GradientListener, AutoClosea
         if (length == 0) {
             return;
         }
-        long bytes = length * Float.BYTES;
+        long bytes = length * elementBytes;
         MemorySegment host;
         if (hostGrads.isPresent()) {
-            host = hostGrads.get().asSlice(offset * Float.BYTES, bytes);
+            host = hostGrads.get().asSlice(offset * elementBytes, bytes);
         } else {
-            host = staging.asSlice(offset * Float.BYTES, bytes);
+            host = staging.asSlice(offset * elementBytes, bytes);
             backend.download(grads.slice(offset, length), host);
         }
-        pending.add(new Pending(offset, length, comm.allReduceAsync(host, ElementType.FLOAT32, ReduceOp.MEAN)));
+        pending.add(new Pending(offset, length, comm.allReduceAsync(host, elementType, ReduceOp.MEAN)));
         bytesReduced += bytes;
     }
 
@@ -113,7 +123,7 @@ public final class GradientSync implements GptModel.GradientListener, AutoClosea
             Communicator.await(p.done());
             if (hostGrads.isEmpty()) {
                 backend.upload(grads.slice(p.offset(), p.length()),
-                        staging.asSlice(p.offset() * Float.BYTES, p.length() * Float.BYTES));
+                        staging.asSlice(p.offset() * elementBytes, p.length() * elementBytes));
             }
         }
         begin();

@@ -150,7 +150,7 @@ public final class Trainer {
                         step + 1, loss, norm));
             }
             float lr = lrs.at(step);
-            adamw.step(model.parameters(), model.gradients(), lr, adamw.clipScale(norm));
+            adamw.step(model.parameters(), model.masterWeights(), model.gradients(), lr, adamw.clipScale(norm));
             step++;
             double stepSeconds = (System.nanoTime() - stepStart) / 1e9;
             if (step > startStep + 1) { // the first step warms up the JIT: leave it out of the ETA

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.anvil.engine.model.GptConfig;
 import dev.anvil.engine.model.ParameterLayout;
+import dev.anvil.kernels.BFloat16;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 

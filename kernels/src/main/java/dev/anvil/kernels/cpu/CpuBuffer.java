@@ -8,7 +8,9 @@ import java.util.Objects;
 
 /**
  * A CPU backend buffer: a range of a Java array, so the Vector API reads it at full speed.
- * FP32 buffers are {@code float[]}, INT32 buffers are {@code int[]}.
+ * FP32 buffers are {@code float[]}, INT32 buffers are {@code int[]}. BF16 buffers are emulated:
+ * they are {@code float[]} too, every stored value a bf16 value (the backend rounds each op's BF16
+ * outputs), so the ops read them like FP32 and only host transfers see 2-byte elements.
  */
 public final class CpuBuffer implements Buffer {
 
@@ -33,10 +35,8 @@ public final class CpuBuffer implements Buffer {
         }
         int n = (int) length;
         return switch (dtype) {
-            case FP32 -> new CpuBuffer(dtype, new float[n], null, 0, n);
+            case FP32, BF16 -> new CpuBuffer(dtype, new float[n], null, 0, n);
             case INT32 -> new CpuBuffer(dtype, null, new int[n], 0, n);
-            case BF16 -> throw new UnsupportedOperationException(
-                    "the CPU backend computes in fp32 only; use --dtype fp32 or --backend cuda for bf16");
         };
     }
 
@@ -54,16 +54,19 @@ public final class CpuBuffer implements Buffer {
 
     /** {@link #of} for an FP32 buffer that must hold at least {@code need} elements. */
     static CpuBuffer f32(Buffer buffer, String name, long need) {
-        CpuBuffer cpu = of(buffer, DType.FP32, name);
+        return of(buffer, DType.FP32, name, need);
+    }
+
+    /** {@link #of} for a buffer of {@code expected} type that must hold at least {@code need} elements. */
+    static CpuBuffer of(Buffer buffer, DType expected, String name, long need) {
+        CpuBuffer cpu = of(buffer, expected, name);
         cpu.require(need, name);
         return cpu;
     }
 
     /** {@link #of} for an INT32 buffer that must hold at least {@code need} elements. */
     static CpuBuffer i32(Buffer buffer, String name, long need) {
-        CpuBuffer cpu = of(buffer, DType.INT32, name);
-        cpu.require(need, name);
-        return cpu;
+        return of(buffer, DType.INT32, name, need);
     }
 
     private void require(long need, String name) {
@@ -72,7 +75,10 @@ public final class CpuBuffer implements Buffer {
         }
     }
 
-    /** The backing float array (FP32 only); element 0 of this buffer is at {@link #offset()}. */
+    /**
+     * The backing float array (FP32, and BF16 whose values it holds widened); element 0 of this
+     * buffer is at {@link #offset()}.
+     */
     public float[] floats() {
         return f;
     }
@@ -87,10 +93,13 @@ public final class CpuBuffer implements Buffer {
         return offset;
     }
 
-    /** A segment over exactly this buffer's elements, sharing its memory. */
+    /**
+     * A segment over exactly this buffer's storage, sharing its memory: 4 bytes per element, as
+     * BF16 buffers are stored widened to floats.
+     */
     public MemorySegment segment() {
         MemorySegment whole = f != null ? MemorySegment.ofArray(f) : MemorySegment.ofArray(i);
-        return whole.asSlice((long) offset * dtype.bytes(), (long) length * dtype.bytes());
+        return whole.asSlice((long) offset * Float.BYTES, (long) length * Float.BYTES);
     }
 
     @Override

@@ -1,4 +1,4 @@
-package dev.anvil.engine.io;
+package dev.anvil.kernels;
 
 import org.junit.jupiter.api.Test;
 

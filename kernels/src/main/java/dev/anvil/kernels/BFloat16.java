@@ -1,6 +1,9 @@
-package dev.anvil.engine.io;
+package dev.anvil.kernels;
 
-/** Conversions between float32 and bfloat16 bit patterns. */
+/**
+ * Conversions between float32 and bfloat16 bit patterns, rounding as CUDA's
+ * {@code __float2bfloat16_rn} does: used for bf16 files and by the CPU backend's bf16 emulation.
+ */
 public final class BFloat16 {
 
     private BFloat16() {
