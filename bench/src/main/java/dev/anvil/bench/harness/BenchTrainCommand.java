@@ -1,12 +1,14 @@
 package dev.anvil.bench.harness;
 
 import dev.anvil.engine.cli.AnvilSubcommand;
+import dev.anvil.engine.cli.BackendOptions;
 import dev.anvil.engine.cli.Version;
 import dev.anvil.engine.model.GptConfig;
 import dev.anvil.engine.train.ProgressLine;
 import dev.anvil.kernels.Backend;
 import dev.anvil.kernels.cpu.CpuBackend;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.io.IOException;
@@ -18,6 +20,7 @@ import java.time.format.DateTimeFormatter;
 import java.time.temporal.ChronoUnit;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
+import java.util.Locale;
 import java.util.Map;
 import java.util.OptionalLong;
 import java.util.concurrent.Callable;
@@ -38,11 +41,8 @@ public final class BenchTrainCommand implements Callable<Integer>, AnvilSubcomma
             completionCandidates = Presets.class)
     String preset;
 
-    @Option(names = "--backend", defaultValue = "cpu", description = "cpu or cuda (default: ${DEFAULT-VALUE})")
-    String backend;
-
-    @Option(names = "--dtype", defaultValue = "fp32", description = "fp32 or bf16 (bf16 needs --backend cuda; default: ${DEFAULT-VALUE})")
-    String dtype;
+    @Mixin
+    BackendOptions compute;
 
     @Option(names = "--batch-size", defaultValue = "4", description = "Sequences per step, B (default: ${DEFAULT-VALUE})")
     int batchSize;
@@ -68,8 +68,6 @@ public final class BenchTrainCommand implements Callable<Integer>, AnvilSubcomma
             "Default on the CPU: a short matmul calibration."})
     String peakTflops;
 
-    @Option(names = "--threads", description = "CPU threads (default: all cores)")
-    Integer threads;
 
     @Option(names = "--seed", defaultValue = "1337", description = "Seed of the weights and tokens (default: ${DEFAULT-VALUE})")
     long seed;
@@ -91,22 +89,23 @@ public final class BenchTrainCommand implements Callable<Integer>, AnvilSubcomma
             throw new IllegalArgumentException("--price-per-gpu-hour must be >= 0, got " + pricePerGpuHour);
         }
         GptConfig model = GptConfig.preset(preset);
-        TrainBenchmark.Settings settings = new TrainBenchmark.Settings(model, batchSize,
+        TrainBenchmark.Settings settings = new TrainBenchmark.Settings(model, compute.dtype(), batchSize,
                 seqLen == null ? model.maxSeqLen() : seqLen, steps, warmup, seed);
+        String dtype = compute.dtype().toString().toLowerCase(Locale.ROOT);
         Peak fixedPeak = peakTflops == null ? null : Peak.parse(peakTflops, dtype);
-        try (Backend compute = openBackend()) {
-            out.printf("bench-train: %s on %s, B=%d T=%d, %d warmup + %d measured steps%n", preset,
-                    compute.description(), settings.batchSize(), settings.seqLen(), warmup, steps);
+        try (Backend backend = compute.open()) {
+            out.printf("bench-train: %s on %s, %s, B=%d T=%d, %d warmup + %d measured steps%n", preset,
+                    backend.description(), dtype, settings.batchSize(), settings.seqLen(), warmup, steps);
             // The CPU backend keeps its buffers on the heap; a GPU backend would report its device memory here.
             MemoryProbe memory = new MemoryProbe(OptionalLong::empty);
-            TrainBenchmark.Measurement m = TrainBenchmark.run(compute, settings, memory,
+            TrainBenchmark.Measurement m = TrainBenchmark.run(backend, settings, memory,
                     new ProgressLine(out, ProgressLine.stdoutIsTerminal(), 5));
-            Peak peak = fixedPeak != null ? fixedPeak : CpuPeak.measure(compute);
+            Peak peak = fixedPeak != null ? fixedPeak : CpuPeak.measure(backend);
             Instant now = Instant.now().truncatedTo(ChronoUnit.SECONDS);
-            BenchResult result = result(settings, compute, m, memory, peak, now);
+            BenchResult result = result(settings, backend, dtype, m, memory, peak, now);
             ResultTable.print(result, out);
             Path jsonFile = json != null ? json
-                    : Path.of("bench-train-" + preset + "-" + backend + "-" + FILE_TIME.format(now) + ".json");
+                    : Path.of("bench-train-" + preset + "-" + compute.backendName() + "-" + FILE_TIME.format(now) + ".json");
             ResultFiles.writeJson(result, jsonFile);
             ResultFiles.appendCsv(result, csv);
             out.printf("%nwrote %s; appended a row to %s%n", jsonFile, csv);
@@ -114,27 +113,7 @@ public final class BenchTrainCommand implements Callable<Integer>, AnvilSubcomma
         }
     }
 
-    /** Opens the chosen backend, or explains in one line why it cannot. */
-    private Backend openBackend() {
-        if (!dtype.equals("fp32") && !dtype.equals("bf16")) {
-            throw new IllegalArgumentException("--dtype must be fp32 or bf16, got '" + dtype + "'");
-        }
-        if (threads != null && threads <= 0) {
-            throw new IllegalArgumentException("--threads must be positive, got " + threads);
-        }
-        return switch (backend) {
-            case "cpu" -> {
-                if (dtype.equals("bf16")) {
-                    throw new IllegalArgumentException("the CPU backend trains in fp32 only: use --dtype fp32, or bf16 with --backend cuda");
-                }
-                yield threads == null ? new CpuBackend() : new CpuBackend(threads);
-            }
-            case "cuda" -> throw new IllegalArgumentException("--backend cuda is not available in this build yet; use --backend cpu");
-            default -> throw new IllegalArgumentException("--backend must be cpu or cuda, got '" + backend + "'");
-        };
-    }
-
-    private BenchResult result(TrainBenchmark.Settings s, Backend compute, TrainBenchmark.Measurement m,
+    private BenchResult result(TrainBenchmark.Settings s, Backend compute, String dtype, TrainBenchmark.Measurement m,
                                MemoryProbe memory, Peak peak, Instant now) {
         long tokensPerStep = (long) s.batchSize() * s.seqLen() * worldSize;
         Stats tokensPerS = Stats.of(Arrays.stream(m.stepSeconds()).map(sec -> tokensPerStep / sec).toArray());

@@ -6,6 +6,7 @@ import dev.anvil.engine.optim.AdamW;
 import dev.anvil.engine.optim.AdamWConfig;
 import dev.anvil.engine.train.ProgressLine;
 import dev.anvil.kernels.Backend;
+import dev.anvil.kernels.DType;
 
 import java.util.Arrays;
 import java.util.Locale;
@@ -31,7 +32,7 @@ final class TrainBenchmark {
      * @param warmup    steps run first and not measured (JIT compilation, allocation)
      * @param seed      of the weights and the tokens
      */
-    record Settings(GptConfig model, int batchSize, int seqLen, int steps, int warmup, long seed) {
+    record Settings(GptConfig model, DType dtype, int batchSize, int seqLen, int steps, int warmup, long seed) {
         Settings {
             if (batchSize <= 0 || seqLen <= 0 || steps <= 0 || warmup < 0) {
                 throw new IllegalArgumentException(String.format(Locale.ROOT,
@@ -68,7 +69,7 @@ final class TrainBenchmark {
         long[][] phaseNanos = new long[s.steps()][];
         float loss = Float.NaN;
         PhaseClock clock = new PhaseClock(backend::synchronize);
-        try (GptModel model = new GptModel(backend, s.model());
+        try (GptModel model = new GptModel(backend, s.model(), s.dtype());
              AdamW adamw = new AdamW(backend, model.layout(), ADAMW)) {
             model.initialize(s.seed());
             model.zeroGradients();
@@ -88,7 +89,7 @@ final class TrainBenchmark {
                 model.backward();
                 clock.lap(Phase.BACKWARD);
                 float norm = adamw.gradientNorm(model.gradients());
-                adamw.step(model.parameters(), model.gradients(), LR, adamw.clipScale(norm));
+                adamw.step(model.parameters(), model.masterWeights(), model.gradients(), LR, adamw.clipScale(norm));
                 model.zeroGradients();
                 clock.lap(Phase.OPTIMIZER);
                 memory.sample();

@@ -8,8 +8,11 @@ import dev.anvil.kernels.cuda.CudaOptions;
 import dev.anvil.kernels.cuda.driver.Driver;
 import picocli.CommandLine.Option;
 
-/** {@code --backend}, {@code --dtype} and {@code --threads}, shared by the commands that compute. */
-final class BackendOptions {
+/**
+ * {@code --backend}, {@code --dtype} and {@code --threads}: a picocli mixin for every command that
+ * computes (the benchmarks' too).
+ */
+public final class BackendOptions {
 
     @Option(names = "--backend", defaultValue = "cpu", description = "cpu or cuda (default: ${DEFAULT-VALUE})")
     String backend;
@@ -22,8 +25,13 @@ final class BackendOptions {
     @Option(names = "--threads", description = "CPU threads (default: all cores)")
     Integer threads;
 
+    /** The backend's name as given: {@code cpu} or {@code cuda}. */
+    public String backendName() {
+        return backend;
+    }
+
     /** The model's type for parameters, activations and gradients: FP32 or BF16. */
-    DType dtype() {
+    public DType dtype() {
         return switch (dtype) {
             case "fp32" -> DType.FP32;
             case "bf16" -> DType.BF16;
@@ -32,7 +40,7 @@ final class BackendOptions {
     }
 
     /** Opens the chosen backend (GPU 0 for cuda), or explains in one line why it cannot. */
-    Backend open() {
+    public Backend open() {
         return open(0);
     }
 
@@ -41,7 +49,7 @@ final class BackendOptions {
      * GPU, so ranks sharing a node do not all land on GPU 0. Warns on stderr that bf16 on the CPU is
      * an emulation.
      */
-    Backend open(int localRank) {
+    public Backend open(int localRank) {
         DType type = dtype();
         if (threads != null && threads <= 0) {
             throw new IllegalArgumentException("--threads must be positive, got " + threads);
