@@ -2,7 +2,7 @@ package dev.anvil.bench;
 
 import dev.anvil.kernels.Buffer;
 import dev.anvil.kernels.DType;
-import dev.anvil.kernels.cpu.CpuBackend;
+import dev.anvil.kernels.Backend;
 import org.openjdk.jmh.annotations.AuxCounters;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
@@ -23,7 +23,8 @@ import java.util.Random;
 import java.util.concurrent.TimeUnit;
 
 /**
- * GFLOP/s of the CPU backend's matmul, on all cores, for an MLP layer of GPT-2 small
+ * GFLOP/s of a backend's matmul (the CPU on all cores by default; {@code -p backendName=cpu,cuda} on a
+ * GPU machine), for an MLP layer of GPT-2 small
  * ({@code 1024×768×3072}) and for the LM head of a 384-channel model ({@code 1024×384×50304}).
  *
  * <p>Each product {@code n×c×oc} is {@code 2·n·c·oc} FLOP. The secondary result {@code gflop} is a
@@ -45,7 +46,11 @@ public class MatmulBenchmark {
     @Param({"1024x768x3072", "1024x384x50304"})
     public String shape;
 
-    private CpuBackend backend;
+    /** {@code cpu}, or {@code cuda} on a GPU machine ({@code -p backend=cpu,cuda}). */
+    @Param({"cpu"})
+    public String backendName;
+
+    private Backend backend;
     private Buffer inp, weight, bias, out, dout, dinp, dweight, dbias;
     private int n, c, oc;
     private double gflopPerProduct;
@@ -69,7 +74,7 @@ public class MatmulBenchmark {
         c = Integer.parseInt(dims[1]);
         oc = Integer.parseInt(dims[2]);
         gflopPerProduct = 2.0 * n * c * oc / 1e9;
-        backend = new CpuBackend();
+        backend = Backends.open(backendName);
         Random rnd = new Random(1);
         inp = random(rnd, (long) n * c);
         weight = random(rnd, (long) oc * c);
@@ -99,6 +104,7 @@ public class MatmulBenchmark {
     @Benchmark
     public Buffer forward(Flops flops) {
         backend.matmulForward(out, inp, weight, bias, n, c, oc);
+        backend.synchronize();
         flops.gflop += gflopPerProduct;
         return out;
     }
@@ -106,6 +112,7 @@ public class MatmulBenchmark {
     @Benchmark
     public Buffer backward(Flops flops) {
         backend.matmulBackward(dinp, dweight, dbias, dout, inp, weight, n, c, oc);
+        backend.synchronize();
         flops.gflop += 2 * gflopPerProduct;
         return dweight;
     }
@@ -113,6 +120,7 @@ public class MatmulBenchmark {
     @Benchmark
     public Buffer backwardWeight(Flops flops) {
         backend.matmulBackward(null, dweight, dbias, dout, inp, weight, n, c, oc);
+        backend.synchronize();
         flops.gflop += gflopPerProduct;
         return dweight;
     }

@@ -3,7 +3,7 @@ package dev.anvil.bench;
 import dev.anvil.kernels.AdamWStep;
 import dev.anvil.kernels.Buffer;
 import dev.anvil.kernels.DType;
-import dev.anvil.kernels.cpu.CpuBackend;
+import dev.anvil.kernels.Backend;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -11,6 +11,7 @@ import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.Measurement;
 import org.openjdk.jmh.annotations.Mode;
 import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
@@ -22,7 +23,8 @@ import java.util.Random;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Time of each non-matmul CPU op, forward and backward, at GPT-2 small's shape with B=4, T=256
+ * Time of each non-matmul op, forward and backward (CPU by default; {@code -p backendName=cpu,cuda}
+ * on a GPU machine), at GPT-2 small's shape with B=4, T=256
  * ({@code n = 1024} positions, {@code C = 768}, 12 heads, vocabulary 50,257 padded to 50,304), on
  * all cores. AdamW updates one transformer block's 7,087,872 parameters. Matmuls are
  * {@link MatmulBenchmark}'s.
@@ -42,7 +44,11 @@ public class ModelOpsBenchmark {
     /** Parameters of one GPT-2 small block: 12·C² + 13·C. */
     static final int BLOCK_PARAMS = 12 * C * C + 13 * C;
 
-    private CpuBackend backend;
+    /** {@code cpu}, or {@code cuda} on a GPU machine ({@code -p backend=cpu,cuda}). */
+    @Param({"cpu"})
+    public String backendName;
+
+    private Backend backend;
     private final Random random = new Random(1);
     private Buffer x, out, dout, dx, mean, rstd, weight, bias, dweight, dbias;
     private Buffer qkv, atty, lse, datty, dqkv;
@@ -53,7 +59,7 @@ public class ModelOpsBenchmark {
 
     @Setup(Level.Trial)
     public void setUp() {
-        backend = new CpuBackend();
+        backend = Backends.open(backendName);
         x = random((long) N * C);
         out = zeros((long) N * C);
         dout = random((long) N * C);
@@ -112,36 +118,42 @@ public class ModelOpsBenchmark {
     @Benchmark
     public Buffer layerNormForward() {
         backend.layerNormForward(out, mean, rstd, x, weight, bias, N, C);
+        backend.synchronize();
         return out;
     }
 
     @Benchmark
     public Buffer layerNormBackward() {
         backend.layerNormBackward(dx, dweight, dbias, dout, x, weight, mean, rstd, N, C);
+        backend.synchronize();
         return dx;
     }
 
     @Benchmark
     public Buffer attentionForward() {
         backend.attentionForward(atty, lse, qkv, B, T, C, NH);
+        backend.synchronize();
         return atty;
     }
 
     @Benchmark
     public Buffer attentionBackward() {
         backend.attentionBackward(dqkv, datty, qkv, atty, lse, B, T, C, NH);
+        backend.synchronize();
         return dqkv;
     }
 
     @Benchmark
     public Buffer geluForward() {
         backend.geluForward(fchGelu, fch, 4 * N * C);
+        backend.synchronize();
         return fchGelu;
     }
 
     @Benchmark
     public Buffer geluBackward() {
         backend.geluBackward(dfch, fch, dfchGelu, 4 * N * C);
+        backend.synchronize();
         return dfch;
     }
 
@@ -149,6 +161,7 @@ public class ModelOpsBenchmark {
     @Benchmark
     public Buffer crossEntropyForward() {
         backend.softmaxCrossEntropy(losses, logits, targets, N, V, VP, 0f);
+        backend.synchronize();
         return losses;
     }
 
@@ -159,12 +172,14 @@ public class ModelOpsBenchmark {
     @Benchmark
     public Buffer crossEntropyForwardBackward() {
         backend.softmaxCrossEntropy(losses, logits, targets, N, V, VP, 1f / N);
+        backend.synchronize();
         return logits;
     }
 
     @Benchmark
     public Buffer adamw() {
         backend.adamw(params, null, grads, m, v, adamwStep);
+        backend.synchronize();
         return params;
     }
 }
