@@ -18,7 +18,7 @@ import java.util.TreeMap;
 import java.util.stream.Stream;
 
 /** Runs {@code anvil} in this JVM or in a child JVM, and reads what it leaves behind. */
-final class Cli {
+public final class Cli {
 
     static final ObjectMapper JSON = new ObjectMapper();
 
@@ -26,16 +26,16 @@ final class Cli {
     }
 
     /** What an in-process run printed and returned. */
-    record Run(int exit, String out, String err) {
+    public record Run(int exit, String out, String err) {
 
         /** Both streams, for assertion messages. */
-        String transcript() {
+        public String transcript() {
             return "exit " + exit + "\n--- stdout:\n" + out + "--- stderr:\n" + err;
         }
     }
 
     /** Runs {@code anvil args...} in this JVM with stdout and stderr captured. */
-    static synchronized Run run(String... args) {
+    public static synchronized Run run(String... args) {
         PrintStream oldOut = System.out;
         PrintStream oldErr = System.err;
         ByteArrayOutputStream out = new ByteArrayOutputStream();

@@ -1,5 +1,6 @@
 package dev.anvil.engine.launch;
 
+import dev.anvil.engine.cli.Cli;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.condition.DisabledIfEnvironmentVariable;
 
@@ -20,7 +21,7 @@ class AllReduceBenchTest {
 
     @Test
     void twoRanksPrintTimeAlgbwAndBusbwForFiveSizesUpToTheGivenOne() {
-        InProcess.Run run = InProcess.run("allreduce-bench", "--world-size", "2", "--size", "256KB", "--iters", "3",
+        Cli.Run run = Cli.run("allreduce-bench", "--world-size", "2", "--size", "256KB", "--iters", "3",
                 "--warmup", "1");
         assertEquals(0, run.exit(), run.transcript());
         assertTrue(run.out().contains("2 ranks (in this process, loopback TCP), fp32 sum, 3 iterations after 1 warmup"),
@@ -42,7 +43,7 @@ class AllReduceBenchTest {
 
     @Test
     void bf16IsReducedAndCheckedToo() {
-        InProcess.Run run = InProcess.run("allreduce-bench", "--world-size", "3", "--size", "12KB", "--dtype", "bf16",
+        Cli.Run run = Cli.run("allreduce-bench", "--world-size", "3", "--size", "12KB", "--dtype", "bf16",
                 "--iters", "2", "--warmup", "0");
         assertEquals(0, run.exit(), run.transcript());
         assertTrue(run.out().contains("3 ranks (in this process, loopback TCP), bf16 sum"), run.transcript());
@@ -67,7 +68,7 @@ class AllReduceBenchTest {
     @DisabledIfEnvironmentVariable(named = "RANK", matches = ".*", disabledReason = "would join that job")
     @DisabledIfEnvironmentVariable(named = "SLURM_PROCID", matches = ".*", disabledReason = "would join that job")
     void withoutWorldSizeOrALauncherItSaysHowToRun() {
-        InProcess.Run run = InProcess.run("allreduce-bench", "--size", "4KB");
+        Cli.Run run = Cli.run("allreduce-bench", "--size", "4KB");
         assertEquals(1, run.exit(), run.transcript());
         assertTrue(run.err().contains("give --world-size R to run R ranks in this process"), run.transcript());
     }
