@@ -1,17 +1,30 @@
 package dev.anvil.kernels.cpu;
 
 import dev.anvil.kernels.AdamWStep;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
 
-/** The AdamW update of {@code torch.optim.AdamW}, and the sum of squares for gradient clipping. */
+/**
+ * The AdamW update of {@code torch.optim.AdamW}, and the sum of squares for gradient clipping.
+ * With the Vector API, {@link Lanes} updates whole vectors with the scalar loop's operations in the
+ * scalar loop's order (no fused multiply-adds), so both give the same bits.
+ */
 final class CpuAdamW {
 
     private static final int GRAIN = 1 << 15;
 
     private final WorkerPool pool;
+    private final boolean simd;
     private double[] partials = new double[0];
 
     CpuAdamW(WorkerPool pool) {
+        this(pool, Simd.available());
+    }
+
+    /** {@code simd = false} keeps to the scalar loop (tests use it to check both). */
+    CpuAdamW(WorkerPool pool, boolean simd) {
         this.pool = pool;
+        this.simd = simd;
     }
 
     void update(CpuBuffer params, CpuBuffer grads, CpuBuffer m, CpuBuffer v, AdamWStep s) {
@@ -26,7 +39,12 @@ final class CpuAdamW {
         float eps = s.eps(), scale = s.gradScale();
         int n = (int) params.length();
         pool.forEach(n, GRAIN, (start, end) -> {
-            for (int i = start; i < end; i++) {
+            int i = start;
+            if (simd) {
+                i += Lanes.update(p, params.offset + start, g, grads.offset + start, mm, m.offset + start,
+                        vv, v.offset + start, end - start, s, decay, bc2Sqrt, stepSize);
+            }
+            for (; i < end; i++) {
                 float grad = g[grads.offset + i] * scale;
                 float mi = mm[m.offset + i] + (grad - mm[m.offset + i]) * (1f - b1);
                 float vi = vv[v.offset + i] * b2 + (1f - b2) * grad * grad;
@@ -37,6 +55,30 @@ final class CpuAdamW {
                 p[params.offset + i] = pi - stepSize * (mi / denom);
             }
         });
+    }
+
+    /** The update over whole vectors; returns how many leading elements it did. */
+    private static final class Lanes {
+
+        private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+
+        static int update(float[] p, int po, float[] g, int go, float[] m, int mo, float[] v, int vo, int len,
+                          AdamWStep s, float decay, float bc2Sqrt, float stepSize) {
+            float scale = s.gradScale(), b1 = s.beta1(), b2 = s.beta2(), eps = s.eps();
+            int bound = S.loopBound(len);
+            for (int i = 0; i < bound; i += S.length()) {
+                FloatVector grad = FloatVector.fromArray(S, g, go + i).mul(scale);
+                FloatVector mOld = FloatVector.fromArray(S, m, mo + i);
+                FloatVector mi = mOld.add(grad.sub(mOld).mul(1f - b1));
+                FloatVector vi = FloatVector.fromArray(S, v, vo + i).mul(b2).add(grad.mul(1f - b2).mul(grad));
+                mi.intoArray(m, mo + i);
+                vi.intoArray(v, vo + i);
+                FloatVector pi = FloatVector.fromArray(S, p, po + i).mul(decay);
+                FloatVector denom = vi.sqrt().div(bc2Sqrt).add(eps);
+                pi.sub(mi.div(denom).mul(stepSize)).intoArray(p, po + i);
+            }
+            return bound;
+        }
     }
 
     double sumOfSquares(CpuBuffer x) {
