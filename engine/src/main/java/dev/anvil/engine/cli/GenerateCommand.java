@@ -59,7 +59,10 @@ public final class GenerateCommand implements Callable<Integer> {
             for (int i = 0; i < maxTokens; i++) {
                 int start = Math.max(0, n - context);
                 int[] window = Arrays.copyOfRange(tokens, start, n);
-                int next = sampler.next(model.lastLogits(window, 1, window.length)[0]);
+                float[] logits = model.lastLogits(window, 1, window.length)[0];
+                // A model may have more ids than its tokenizer (tiny: 512 for 257 byte ids): never sample those.
+                int next = sampler.next(logits.length > tokenizer.vocabSize()
+                        ? Arrays.copyOf(logits, tokenizer.vocabSize()) : logits);
                 if (next == tokenizer.endOfText()) {
                     break;
                 }
