@@ -146,39 +146,51 @@ public final class Reference64 {
      */
     public static void attentionForward(double[] out, double[] lse, double[] qkv, int b, int t, int c, int nh) {
         int hs = c / nh;
-        double scale = 1.0 / Math.sqrt(hs);
         double[] att = new double[t];
         for (int bb = 0; bb < b; bb++) {
             for (int h = 0; h < nh; h++) {
                 for (int tq = 0; tq < t; tq++) {
-                    int q = (bb * t + tq) * 3 * c + h * hs;
-                    double max = Double.NEGATIVE_INFINITY;
-                    for (int s = 0; s <= tq; s++) {
-                        int k = (bb * t + s) * 3 * c + c + h * hs;
-                        double dot = 0;
-                        for (int i = 0; i < hs; i++) {
-                            dot += qkv[q + i] * qkv[k + i];
-                        }
-                        att[s] = dot * scale;
-                        max = Math.max(max, att[s]);
-                    }
-                    double sum = 0;
-                    for (int s = 0; s <= tq; s++) {
-                        att[s] = Math.exp(att[s] - max);
-                        sum += att[s];
-                    }
+                    double rowLse = softmaxRow(att, qkv, bb, h, tq, t, c, hs);
                     int o = (bb * t + tq) * c + h * hs;
                     for (int i = 0; i < hs; i++) {
                         double acc = 0;
                         for (int s = 0; s <= tq; s++) {
-                            acc += att[s] / sum * qkv[(bb * t + s) * 3 * c + 2 * c + h * hs + i];
+                            acc += att[s] * qkv[(bb * t + s) * 3 * c + 2 * c + h * hs + i];
                         }
                         out[o + i] = acc;
                     }
-                    lse[(bb * nh + h) * t + tq] = max + Math.log(sum);
+                    lse[(bb * nh + h) * t + tq] = rowLse;
                 }
             }
         }
+    }
+
+    /**
+     * Fills {@code att[0..tq]} with query {@code tq}'s causal softmax probabilities over the keys of
+     * head {@code h} in batch row {@code bb}, and returns the row's log-sum-exp.
+     */
+    private static double softmaxRow(double[] att, double[] qkv, int bb, int h, int tq, int t, int c, int hs) {
+        double scale = 1.0 / Math.sqrt(hs);
+        int q = (bb * t + tq) * 3 * c + h * hs;
+        double max = Double.NEGATIVE_INFINITY;
+        for (int s = 0; s <= tq; s++) {
+            int k = (bb * t + s) * 3 * c + c + h * hs;
+            double dot = 0;
+            for (int i = 0; i < hs; i++) {
+                dot += qkv[q + i] * qkv[k + i];
+            }
+            att[s] = dot * scale;
+            max = Math.max(max, att[s]);
+        }
+        double sum = 0;
+        for (int s = 0; s <= tq; s++) {
+            att[s] = Math.exp(att[s] - max);
+            sum += att[s];
+        }
+        for (int s = 0; s <= tq; s++) {
+            att[s] /= sum;
+        }
+        return max + Math.log(sum);
     }
 
     /** Attention backward through the explicit softmax Jacobian (recomputes the probabilities). */
@@ -193,24 +205,7 @@ public final class Reference64 {
                 for (int tq = 0; tq < t; tq++) {
                     int q = (bb * t + tq) * 3 * c + h * hs;
                     int go = (bb * t + tq) * c + h * hs;
-                    double max = Double.NEGATIVE_INFINITY;
-                    for (int s = 0; s <= tq; s++) {
-                        int k = (bb * t + s) * 3 * c + c + h * hs;
-                        double dot = 0;
-                        for (int i = 0; i < hs; i++) {
-                            dot += qkv[q + i] * qkv[k + i];
-                        }
-                        att[s] = dot * scale;
-                        max = Math.max(max, att[s]);
-                    }
-                    double sum = 0;
-                    for (int s = 0; s <= tq; s++) {
-                        att[s] = Math.exp(att[s] - max);
-                        sum += att[s];
-                    }
-                    for (int s = 0; s <= tq; s++) {
-                        att[s] /= sum;
-                    }
+                    softmaxRow(att, qkv, bb, h, tq, t, c, hs);
                     // out = Σ_s att[s] v_s
                     for (int s = 0; s <= tq; s++) {
                         int v = (bb * t + s) * 3 * c + 2 * c + h * hs;
