@@ -22,7 +22,7 @@ public final class BackendOptions {
                     + "master weights (emulated, for testing, on --backend cpu; default: ${DEFAULT-VALUE})")
     String dtype;
 
-    @Option(names = "--threads", description = "CPU threads (default: all cores)")
+    @Option(names = "--threads", description = "CPU threads (default: all cores, shared among the node's ranks under a launcher)")
     Integer threads;
 
     /** The backend's name as given: {@code cpu} or {@code cuda}. */
@@ -61,12 +61,29 @@ public final class BackendOptions {
                     System.err.println("warning: --dtype bf16 on the CPU is emulated (fp32 compute, results rounded "
                             + "to bf16): for testing mixed precision, not for speed");
                 }
-                yield threads == null ? new CpuBackend() : new CpuBackend(threads);
+                yield new CpuBackend(threads != null ? threads
+                        : cpuThreads(Runtime.getRuntime().availableProcessors(), System.getenv("LOCAL_WORLD_SIZE")));
             }
             case "cuda" -> CudaBackend.open(new CudaOptions(CudaBackend.isAvailable()
                     ? cudaDevice(localRank, Driver.deviceCount()) : 0, false)); // else open says why not
             default -> throw new IllegalArgumentException("--backend must be cpu or cuda, got '" + backend + "'");
         };
+    }
+
+    /**
+     * CPU threads when {@code --threads} is not given: all cores, shared out among the ranks of the
+     * node when a launcher says how many there are ({@code LOCAL_WORLD_SIZE}, set by
+     * {@code bin/launch} and torchrun), so local ranks do not fight over the same cores.
+     */
+    static int cpuThreads(int cores, String localWorldSize) {
+        if (localWorldSize == null || localWorldSize.isBlank()) {
+            return cores;
+        }
+        try {
+            return Math.max(1, cores / Math.max(1, Integer.parseInt(localWorldSize.strip())));
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("LOCAL_WORLD_SIZE must be a number, got '" + localWorldSize + "'");
+        }
     }
 
     /**
