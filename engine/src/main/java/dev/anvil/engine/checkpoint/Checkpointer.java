@@ -7,6 +7,7 @@ import dev.anvil.engine.io.HfModelFiles;
 import dev.anvil.engine.io.ModelWeights;
 import dev.anvil.engine.io.SafeTensors;
 import dev.anvil.engine.io.TensorDtype;
+import dev.anvil.engine.model.GptConfig;
 import dev.anvil.engine.model.GptModel;
 import dev.anvil.engine.optim.AdamW;
 
@@ -65,23 +66,49 @@ public final class Checkpointer {
         return saveDir;
     }
 
+    /**
+     * Everything a checkpoint holds, copied to the host: taking it is quick, writing it is the slow
+     * part, so training can go on while {@link #write} runs (see {@link BackgroundCheckpoints}).
+     *
+     * @param params the model's fp32 weights (the master weights when it trains in bf16)
+     */
+    public record Snapshot(GptConfig config, float[] params, AdamW.State optimizer, TrainingState state,
+                           RunManifest manifest) {
+    }
+
+    /** Copies what a checkpoint of {@code model} and {@code adamw} at {@code state.step()} holds. */
+    public static Snapshot snapshot(GptModel model, AdamW adamw, TrainingState state, RunManifest manifest) {
+        return new Snapshot(model.config(), model.readParameters(), adamw.exportState(), state, manifest);
+    }
+
     /** Writes a checkpoint of {@code model} and {@code adamw} at {@code state.step()} and prunes old ones. */
     public Path save(GptModel model, AdamW adamw, TrainingState state, RunManifest manifest) throws IOException {
+        return write(snapshot(model, adamw, state, manifest));
+    }
+
+    /** Where the checkpoint of step {@code step} goes. */
+    public Path pathFor(int step) {
+        return saveDir.resolve(String.format("step_%08d", step));
+    }
+
+    /** Writes a snapshot as a checkpoint directory, atomically, and prunes old ones. */
+    public Path write(Snapshot snapshot) throws IOException {
         Files.createDirectories(saveDir);
-        String name = String.format("step_%08d", state.step());
+        TrainingState state = snapshot.state();
+        Path target = pathFor(state.step());
+        String name = target.getFileName().toString();
         Path partial = saveDir.resolve("." + name + ".partial");
         deleteTree(partial);
         Files.createDirectories(partial);
-        HfModelFiles.save(partial, model.config(), model.readParameters(), TensorDtype.F32);
-        AdamW.State opt = adamw.exportState();
+        HfModelFiles.save(partial, snapshot.config(), snapshot.params(), TensorDtype.F32);
+        AdamW.State opt = snapshot.optimizer();
         long[] shape = {opt.m().length};
         SafeTensors.write(partial.resolve(OPTIMIZER), Map.of("step", Integer.toString(opt.step())), List.of(
                 new SafeTensors.TensorData("exp_avg", TensorDtype.F32, shape, () -> FloatBuffer.wrap(opt.m())),
                 new SafeTensors.TensorData("exp_avg_sq", TensorDtype.F32, shape, () -> FloatBuffer.wrap(opt.v()))));
         AtomicFiles.writeString(partial.resolve(STATE), JSON.writeValueAsString(state));
-        AtomicFiles.writeString(partial.resolve(MANIFEST), JSON.writeValueAsString(manifest));
+        AtomicFiles.writeString(partial.resolve(MANIFEST), JSON.writeValueAsString(snapshot.manifest()));
         AtomicFiles.writeString(partial.resolve(Checksums.FILE), Checksums.list(partial, FILES));
-        Path target = saveDir.resolve(name);
         if (Files.exists(target)) {
             // Same step saved again (a rerun): move the old one aside first; rename cannot replace a directory.
             Path old = saveDir.resolve("." + name + ".old");

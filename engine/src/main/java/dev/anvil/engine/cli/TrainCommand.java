@@ -2,6 +2,7 @@ package dev.anvil.engine.cli;
 
 import dev.anvil.collective.Communicator;
 import dev.anvil.collective.rendezvous.RendezvousConfig;
+import dev.anvil.engine.checkpoint.BackgroundCheckpoints;
 import dev.anvil.engine.checkpoint.CheckpointException;
 import dev.anvil.engine.checkpoint.Checkpointer;
 import dev.anvil.engine.checkpoint.RunManifest;
@@ -161,7 +162,8 @@ public final class TrainCommand implements Callable<Integer> {
              GradientSync sync = comm == null ? null
                      : new GradientSync(comm, backend, gpt.gradients(), GradientSync.DEFAULT_BUCKET_BYTES);
              MetricsLog metrics = metricsOut == null || !leader ? null : new MetricsLog(metricsOut);
-             PrometheusMetrics prometheus = metricsPort == null || !leader ? null : PrometheusMetrics.start(metricsPort)) {
+             PrometheusMetrics prometheus = metricsPort == null || !leader ? null : PrometheusMetrics.start(metricsPort);
+             BackgroundCheckpoints writer = new BackgroundCheckpoints(checkpoints)) {
             DataParallel group = new DataParallel(comm);
             int start = startingPoint(gpt, adamw, initial, checkpoints, config, worldSize, leader ? out : null);
             if (group.agree(start, false)[0] != (float) start * worldSize) {
@@ -194,8 +196,9 @@ public final class TrainCommand implements Callable<Integer> {
                             if (manifest[0] == null) {
                                 manifest[0] = manifest(config, model, sources, backend, worldSize);
                             }
-                            return checkpoints.save(gpt, adamw, new TrainingState(step, (long) step * config.gradAccum(),
-                                    config.gradAccum(), worldSize, config.seed()), manifest[0]);
+                            return writer.submit(Checkpointer.snapshot(gpt, adamw, new TrainingState(step,
+                                    (long) step * config.gradAccum(), config.gradAccum(), worldSize, config.seed()),
+                                    manifest[0]));
                         }, saveEvery);
                 if (metrics != null) {
                     trainer.onStep(metrics::write);
@@ -214,6 +217,7 @@ public final class TrainCommand implements Callable<Integer> {
                 result = trainer.run(train::load, start);
             } catch (TrainingDivergedException e) {
                 if (leader) {
+                    writer.awaitPending();
                     spec.commandLine().getErr().println("anvil train: error: " + e.getMessage());
                     checkpoints.latestValid(w -> { }).ifPresent(p -> spec.commandLine().getErr().println(
                             "the last good checkpoint is " + p + "; it is untouched"));
@@ -221,8 +225,9 @@ public final class TrainCommand implements Callable<Integer> {
                 return 1;
             }
             if (comm != null) {
-                comm.barrier(); // let rank 0 finish writing its checkpoint before any rank leaves
+                comm.barrier(); // every rank has finished its last step before any leaves
             }
+            writer.awaitPending(); // the report names the last checkpoint: it must be on disk
             if (leader) {
                 report(result, out);
             }

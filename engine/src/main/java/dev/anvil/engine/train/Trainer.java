@@ -194,7 +194,7 @@ public final class Trainer {
         try {
             Path path = checkpoints.save(step);
             if (progress != null) {
-                progress.println("saved checkpoint " + path);
+                progress.println("checkpoint " + path);
             }
             return path;
         } catch (IOException e) {

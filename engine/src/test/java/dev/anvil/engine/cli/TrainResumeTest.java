@@ -111,6 +111,7 @@ class TrainResumeTest {
         Path log = dir.resolve("killed.log");
         Process child = Cli.start(log, trainArgs("killed", metrics));
         awaitSteps(child, metrics, SAVE_EVERY + 1, log);
+        awaitCheckpoint(child, dir.resolve("killed"), SAVE_EVERY, log); // written in the background
         child.destroyForcibly(); // SIGKILL: no handler runs, no checkpoint is written
         assertTrue(child.waitFor(2, TimeUnit.MINUTES));
         assertEquals(137, child.exitValue(), Files.readString(log));
@@ -159,6 +160,19 @@ class TrainResumeTest {
             for (String field : List.of("loss", "grad_norm")) {
                 assertEquals(ref.get(field).asText(), line.get(field).asText(), "step " + step + " " + field);
             }
+        }
+    }
+
+    /** Polls until the checkpoint of {@code step} is complete; fails if the child exits first. */
+    private static void awaitCheckpoint(Process child, Path saveDir, int step, Path log) throws Exception {
+        Path sums = new Checkpointer(saveDir, 0).pathFor(step).resolve("checksums.sha256");
+        long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(3);
+        while (!Files.exists(sums)) {
+            if (!child.isAlive() || System.nanoTime() > deadline) {
+                child.destroyForcibly();
+                fail("no checkpoint of step " + step + ":\n" + Files.readString(log));
+            }
+            Thread.sleep(5);
         }
     }
 
