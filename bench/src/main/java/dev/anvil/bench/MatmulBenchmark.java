@@ -2,6 +2,7 @@ package dev.anvil.bench;
 
 import dev.anvil.kernels.Buffer;
 import dev.anvil.kernels.DType;
+import dev.anvil.bench.harness.RandomBuffers;
 import dev.anvil.kernels.Backend;
 import org.openjdk.jmh.annotations.AuxCounters;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -18,7 +19,6 @@ import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
-import java.lang.foreign.MemorySegment;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
 
@@ -87,13 +87,7 @@ public class MatmulBenchmark {
     }
 
     private Buffer random(Random rnd, long length) {
-        float[] values = new float[(int) length];
-        for (int i = 0; i < values.length; i++) {
-            values[i] = rnd.nextFloat() - 0.5f;
-        }
-        Buffer b = backend.allocate(DType.FP32, length);
-        backend.upload(b, MemorySegment.ofArray(values));
-        return b;
+        return RandomBuffers.uniform(backend, rnd, length);
     }
 
     @TearDown(Level.Trial)

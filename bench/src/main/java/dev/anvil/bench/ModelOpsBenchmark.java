@@ -1,5 +1,6 @@
 package dev.anvil.bench;
 
+import dev.anvil.bench.harness.RandomBuffers;
 import dev.anvil.kernels.AdamWStep;
 import dev.anvil.kernels.Buffer;
 import dev.anvil.kernels.DType;
@@ -97,13 +98,7 @@ public class ModelOpsBenchmark {
     }
 
     private Buffer random(long length) {
-        float[] values = new float[Math.toIntExact(length)];
-        for (int i = 0; i < values.length; i++) {
-            values[i] = random.nextFloat() - 0.5f;
-        }
-        Buffer b = backend.allocate(DType.FP32, length);
-        backend.upload(b, MemorySegment.ofArray(values));
-        return b;
+        return RandomBuffers.uniform(backend, random, length);
     }
 
     private Buffer zeros(long length) {

@@ -4,7 +4,6 @@ import dev.anvil.kernels.Backend;
 import dev.anvil.kernels.Buffer;
 import dev.anvil.kernels.DType;
 
-import java.lang.foreign.MemorySegment;
 import java.util.Locale;
 import java.util.Random;
 
@@ -26,7 +25,7 @@ final class CpuPeak {
     /** Runs matmuls for about half a second and returns the best rate seen. */
     static Peak measure(Backend backend) {
         Random random = new Random(7);
-        try (Buffer inp = filled(backend, random, (long) N * C); Buffer weight = filled(backend, random, (long) OC * C);
+        try (Buffer inp = RandomBuffers.uniform(backend, random, (long) N * C); Buffer weight = RandomBuffers.uniform(backend, random, (long) OC * C);
              Buffer out = backend.allocate(DType.FP32, (long) N * OC)) {
             double flops = 2.0 * N * C * OC;
             long best = Long.MAX_VALUE;
@@ -41,15 +40,5 @@ final class CpuPeak {
             return new Peak(tflops, String.format(Locale.ROOT, "measured CPU matmul peak (%dx%dx%d fp32, best of %.1f s)",
                     N, C, OC, SECONDS));
         }
-    }
-
-    private static Buffer filled(Backend backend, Random random, long length) {
-        float[] values = new float[Math.toIntExact(length)];
-        for (int i = 0; i < values.length; i++) {
-            values[i] = random.nextFloat() - 0.5f;
-        }
-        Buffer b = backend.allocate(DType.FP32, length);
-        backend.upload(b, MemorySegment.ofArray(values));
-        return b;
     }
 }
