@@ -40,6 +40,39 @@ public interface Communicator extends AutoCloseable {
     }
 
     /**
+     * Starts an in-place reduce-scatter: afterwards this rank's {@link Shards shard} of {@code buf} holds the
+     * reduction of every rank's shard; the rest of {@code buf} holds partial sums and must be treated as garbage. A
+     * reduce-scatter followed by an {@link #allGatherAsync all-gather} of the same buffer gives, bit for bit, what
+     * {@link #allReduceAsync} gives. Completes in issue order with the other collectives.
+     *
+     * @param buf elements to reduce, the same size on every rank
+     * @param type element type; {@code buf.byteSize()} must be a multiple of its size
+     * @param op how to combine
+     * @return completes when this rank's shard holds the result and the network no longer reads {@code buf}
+     */
+    CompletableFuture<Void> reduceScatterAsync(MemorySegment buf, ElementType type, ReduceOp op);
+
+    /** Blocking {@link #reduceScatterAsync}. */
+    default void reduceScatter(MemorySegment buf, ElementType type, ReduceOp op) {
+        await(reduceScatterAsync(buf, type, op));
+    }
+
+    /**
+     * Starts an in-place all-gather: each rank contributes its {@link Shards shard} of {@code buf}; afterwards every
+     * rank's {@code buf} holds every rank's shard. Completes in issue order with the other collectives.
+     *
+     * @param buf the whole buffer, the same size on every rank; only this rank's shard is read
+     * @param type element type; {@code buf.byteSize()} must be a multiple of its size
+     * @return completes when {@code buf} holds every shard and the network no longer reads it
+     */
+    CompletableFuture<Void> allGatherAsync(MemorySegment buf, ElementType type);
+
+    /** Blocking {@link #allGatherAsync}. */
+    default void allGather(MemorySegment buf, ElementType type) {
+        await(allGatherAsync(buf, type));
+    }
+
+    /**
      * Starts a broadcast: afterwards every rank's {@code buf} holds {@code root}'s bytes.
      *
      * @param buf bytes to send (on root) or to overwrite (elsewhere); same size on every rank

@@ -220,6 +220,30 @@ public final class NettyCommunicator implements Communicator, ControlListener {
      * <p>The future completes on a network thread: dependent actions must not block.
      */
     @Override
+    public CompletableFuture<Void> reduceScatterAsync(MemorySegment buf, ElementType type, ReduceOp op) {
+        checkBuffer(buf, type);
+        checkAccess(buf);
+        return addressable(buf, segment -> engine.reduceScatter(segment, type, op));
+    }
+
+    /**
+     * {@inheritDoc}
+     *
+     * <p>The future completes on a network thread: dependent actions must not block.
+     */
+    @Override
+    public CompletableFuture<Void> allGatherAsync(MemorySegment buf, ElementType type) {
+        checkBuffer(buf, type);
+        checkAccess(buf);
+        return addressable(buf, segment -> engine.allGather(segment, type));
+    }
+
+    /**
+     * {@inheritDoc}
+     *
+     * <p>The future completes on a network thread: dependent actions must not block.
+     */
+    @Override
     public CompletableFuture<Void> broadcastAsync(MemorySegment buf, int root) {
         checkRoot(root, worldSize());
         checkAccess(buf);
@@ -321,7 +345,7 @@ public final class NettyCommunicator implements Communicator, ControlListener {
 
     static void checkBuffer(MemorySegment buf, ElementType type) {
         if (buf.isReadOnly()) {
-            throw new IllegalArgumentException("all-reduce writes its result into the buffer, which is read-only");
+            throw new IllegalArgumentException("the collective writes its result into the buffer, which is read-only");
         }
         if (buf.byteSize() % type.byteSize() != 0) {
             throw new IllegalArgumentException("buffer of " + buf.byteSize() + " bytes is not a whole number of "

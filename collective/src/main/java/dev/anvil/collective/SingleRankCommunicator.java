@@ -24,6 +24,18 @@ final class SingleRankCommunicator implements Communicator {
     }
 
     @Override
+    public CompletableFuture<Void> reduceScatterAsync(MemorySegment buf, ElementType type, ReduceOp op) {
+        NettyCommunicator.checkBuffer(buf, type);
+        return done();
+    }
+
+    @Override
+    public CompletableFuture<Void> allGatherAsync(MemorySegment buf, ElementType type) {
+        NettyCommunicator.checkBuffer(buf, type);
+        return done();
+    }
+
+    @Override
     public CompletableFuture<Void> broadcastAsync(MemorySegment buf, int root) {
         NettyCommunicator.checkRoot(root, 1);
         return done();

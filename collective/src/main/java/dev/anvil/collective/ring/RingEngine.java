@@ -115,6 +115,20 @@ public final class RingEngine implements RingOp.Sender {
         }
     }
 
+    /** Issues a reduce-scatter; see {@code Communicator#reduceScatterAsync}. */
+    public CompletableFuture<Void> reduceScatter(MemorySegment buf, ElementType type, ReduceOp op) {
+        synchronized (this) {
+            return submit(RingOp.reduceScatter(nextSeq++, buf, type, op, rank, ranks, sliceBytes));
+        }
+    }
+
+    /** Issues an all-gather; see {@code Communicator#allGatherAsync}. */
+    public CompletableFuture<Void> allGather(MemorySegment buf, ElementType type) {
+        synchronized (this) {
+            return submit(RingOp.allGather(nextSeq++, buf, type, rank, ranks, sliceBytes));
+        }
+    }
+
     /** Issues a broadcast; see {@code Communicator#broadcastAsync}. */
     public CompletableFuture<Void> broadcast(MemorySegment buf, int root) {
         synchronized (this) {

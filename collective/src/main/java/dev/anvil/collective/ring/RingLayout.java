@@ -1,10 +1,12 @@
 package dev.anvil.collective.ring;
 
+import dev.anvil.collective.Shards;
+
 /**
  * How a buffer of {@code elements} is cut for the ring: into {@code segments} near-equal segments (one per rank for
  * all-reduce, one for broadcast), each cut into the same number of near-equal slices of at most
  * {@code maxSliceBytes}. A slice is the unit that travels in one frame, so sending, receiving and reducing pipeline.
- * Every rank computes the same layout from the same inputs.
+ * Every rank computes the same layout from the same inputs. Segment {@code r} is rank {@code r}'s {@link Shards shard}.
  */
 public final class RingLayout {
     private final long elements;
@@ -61,6 +63,6 @@ public final class RingLayout {
     }
 
     private long segmentStart(int segment) {
-        return Math.multiplyExact(elements, segment) / segments;
+        return Shards.start(elements, segments, segment);
     }
 }

@@ -16,9 +16,11 @@ import java.util.concurrent.CompletableFuture;
  * to the ring's event loop.
  *
  * <p>All-reduce is the bandwidth-optimal ring: R-1 reduce-scatter steps, after which rank r owns the fully reduced
- * segment r+1, then R-1 all-gather steps that circulate the owners' segments. Each received slice is reduced and
- * immediately forwarded as the next step's slice, so slices of all steps are in flight at once. Every rank receives
- * the owner's bytes for every segment, so results are bit-identical across ranks.
+ * segment r (its {@link dev.anvil.collective.Shards shard}), then R-1 all-gather steps that circulate the owners'
+ * segments. Reduce-scatter and all-gather alone are those two halves, so a reduce-scatter followed by an all-gather
+ * gives bit for bit what an all-reduce gives (the same additions in the same order). Each received slice is reduced
+ * and immediately forwarded as the next step's slice, so slices of all steps are in flight at once. Every rank
+ * receives the owner's bytes for every segment, so results are bit-identical across ranks.
  *
  * <p>Broadcast pipelines the root's slices along the ring, each rank forwarding what it receives.
  */
@@ -57,10 +59,10 @@ final class RingOp {
         this.root = root;
         this.rank = rank;
         this.ranks = ranks;
-        if (kind == OpKind.ALL_REDUCE) {
+        if (kind != OpKind.BROADCAST) {
             this.elementCount = buf.byteSize() / type.byteSize();
             this.layout = new RingLayout(elementCount, ranks, type.byteSize(), maxSliceBytes);
-            this.expectedFrames = 2 * (ranks - 1) * layout.slices();
+            this.expectedFrames = steps() * layout.slices();
         } else {
             this.elementCount = buf.byteSize();
             this.layout = new RingLayout(elementCount, 1, 1, maxSliceBytes);
@@ -74,6 +76,15 @@ final class RingOp {
         return new RingOp(seq, OpKind.ALL_REDUCE, buf, type, reduce, -1, rank, ranks, maxSliceBytes);
     }
 
+    static RingOp reduceScatter(long seq, MemorySegment buf, ElementType type, ReduceOp reduce, int rank, int ranks,
+            int maxSliceBytes) {
+        return new RingOp(seq, OpKind.REDUCE_SCATTER, buf, type, reduce, -1, rank, ranks, maxSliceBytes);
+    }
+
+    static RingOp allGather(long seq, MemorySegment buf, ElementType type, int rank, int ranks, int maxSliceBytes) {
+        return new RingOp(seq, OpKind.ALL_GATHER, buf, type, ReduceOp.SUM, -1, rank, ranks, maxSliceBytes);
+    }
+
     static RingOp broadcast(long seq, MemorySegment buf, int root, int rank, int ranks, int maxSliceBytes) {
         return new RingOp(seq, OpKind.BROADCAST, buf, ElementType.FLOAT32, ReduceOp.SUM, root, rank, ranks,
                 maxSliceBytes);
@@ -83,9 +94,14 @@ final class RingOp {
     void start(Sender sender, long nowNanos) {
         started = true;
         lastProgressNanos = nowNanos;
-        if (kind == OpKind.ALL_REDUCE) {
+        if (kind != OpKind.BROADCAST) {
+            if (steps() == 0) {
+                return;
+            }
+            // Reducing starts from the left neighbour's shard, so that after R-1 steps each rank owns its own.
+            int first = reduceSteps() > 0 ? mod(rank - 1) : rank;
             for (int j = 0; j < layout.slices(); j++) {
-                sender.send(this, 0, j, region(mod(rank), j));
+                sender.send(this, 0, j, region(first, j));
             }
         } else if (rank == root) {
             for (int j = 0; j < layout.slices(); j++) {
@@ -113,7 +129,7 @@ final class RingOp {
             throw new CollectiveException(from + " sent step " + step + " slice " + slice + " of collective #" + seq
                     + " twice");
         }
-        int segment = kind == OpKind.ALL_REDUCE ? receiveSegment(step) : 0;
+        int segment = kind != OpKind.BROADCAST ? receiveSegment(step) : 0;
         MemorySegment region = region(segment, slice);
         if (payload.byteSize() != region.byteSize()) {
             throw new CollectiveException(from + " sent " + payload.byteSize() + " bytes for step " + step + " slice "
@@ -122,13 +138,13 @@ final class RingOp {
         received.set(bit);
         receivedFrames++;
         lastProgressNanos = nowNanos;
-        if (kind == OpKind.ALL_REDUCE && step < ranks - 1) {
-            int divisor = step == ranks - 2 && reduce == ReduceOp.MEAN ? ranks : 1;
+        if (step < reduceSteps()) {
+            int divisor = step == reduceSteps() - 1 && reduce == ReduceOp.MEAN ? ranks : 1;
             Reduction.accumulate(type, region, payload, divisor);
         } else {
             MemorySegment.copy(payload, 0, region, 0, region.byteSize());
         }
-        boolean forward = kind == OpKind.ALL_REDUCE ? step + 1 < steps() : mod(rank + 1) != root;
+        boolean forward = kind != OpKind.BROADCAST ? step + 1 < steps() : mod(rank + 1) != root;
         if (forward) {
             sender.send(this, step + 1, slice, region);
         }
@@ -147,17 +163,20 @@ final class RingOp {
                 .setStep(step)
                 .setSlice(slice)
                 .setElementCount(elementCount)
-                .setElementType(kind == OpKind.ALL_REDUCE ? wire(type) : WireElementType.WIRE_ELEMENT_TYPE_UNSPECIFIED)
-                .setReduceOp(kind == OpKind.ALL_REDUCE ? wire(reduce) : WireReduceOp.WIRE_REDUCE_OP_UNSPECIFIED)
+                .setElementType(kind != OpKind.BROADCAST ? wire(type) : WireElementType.WIRE_ELEMENT_TYPE_UNSPECIFIED)
+                .setReduceOp(reduceSteps() > 0 ? wire(reduce) : WireReduceOp.WIRE_REDUCE_OP_UNSPECIFIED)
                 .setRoot(root)
                 .setPayloadLength((int) payloadBytes);
     }
 
     /** Human description for error messages. */
     String describe() {
-        return kind == OpKind.ALL_REDUCE
-                ? "all-reduce #" + seq + " (" + reduce + " of " + elementCount + " " + type + ")"
-                : "broadcast #" + seq + " (" + elementCount + " bytes from rank " + root + ")";
+        return switch (kind) {
+            case ALL_REDUCE -> "all-reduce #" + seq + " (" + reduce + " of " + elementCount + " " + type + ")";
+            case REDUCE_SCATTER -> "reduce-scatter #" + seq + " (" + reduce + " of " + elementCount + " " + type + ")";
+            case ALL_GATHER -> "all-gather #" + seq + " (" + elementCount + " " + type + ")";
+            default -> "broadcast #" + seq + " (" + elementCount + " bytes from rank " + root + ")";
+        };
     }
 
     private void checkMatches(Chunk c, String from) {
@@ -174,8 +193,14 @@ final class RingOp {
         return kind == OpKind.ALL_REDUCE ? 2 * (ranks - 1) : ranks - 1;
     }
 
+    /** Leading steps that add the received slice (the reduce-scatter half); the rest copy it. */
+    private int reduceSteps() {
+        return kind == OpKind.ALL_REDUCE || kind == OpKind.REDUCE_SCATTER ? ranks - 1 : 0;
+    }
+
     private int receiveSegment(int step) {
-        return step < ranks - 1 ? mod(rank - step - 1) : mod(rank - (step - (ranks - 1)));
+        int reducing = reduceSteps();
+        return step < reducing ? mod(rank - step - 2) : mod(rank - (step - reducing) - 1);
     }
 
     private int distance() {
