@@ -127,7 +127,8 @@ public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--val-batches", defaultValue = "20", description = "Batches per validation (default: ${DEFAULT-VALUE})")
     int valBatches;
 
-    @Option(names = "--metrics-out", paramLabel = "FILE.jsonl", description = "Append one JSON line per step")
+    @Option(names = "--metrics-out", paramLabel = "FILE.jsonl",
+            description = "Write one JSON line per step; a fresh run starts the file afresh, --resume keeps its lines up to the resumed step")
     Path metricsOut;
 
     @Option(names = "--metrics-port", paramLabel = "PORT",
