@@ -29,10 +29,14 @@ class GenerateEvalInfoTest {
     @BeforeAll
     static void trainOnTheDefaultCorpus() {
         run = dir.resolve("run");
-        Cli.Run trained = Cli.ok("train", "--steps", "3", "--batch-size", "2", "--seq-len", "32", "--eval-every", "0",
+        Cli.Run trained = Cli.ok("train", "--preset", "tiny", "--steps", "3", "--batch-size", "2", "--seq-len", "32", "--eval-every", "0",
                 "--save-dir", run.toString());
         checkpoint = run.resolve("step_00000003");
         assertTrue(Files.isDirectory(checkpoint), trained.transcript());
+        // Trained on the embedded corpus, the run ends with a sample of its text.
+        String sample = trained.out().substring(trained.out().indexOf("done: 3 steps"));
+        assertTrue(sample.matches("(?s)done: 3 steps[^\\n]*\\nsample \\(more: bin/anvil generate -c \\S+step_00000003\\):\\n.+"),
+                trained.transcript());
     }
 
     @Test

@@ -46,7 +46,7 @@ class TrainBf16Test {
     }
 
     private Cli.Run train(String run, String dtype, int steps, String... more) {
-        List<String> args = new ArrayList<>(List.of("train", "--data", data, "--dtype", dtype, "--threads", "2",
+        List<String> args = new ArrayList<>(List.of("train", "--preset", "tiny", "--data", data, "--dtype", dtype, "--threads", "2",
                 "--steps", Integer.toString(steps), "--batch-size", "4", "--seq-len", "32", "--warmup-steps", "5",
                 "--eval-every", "0", "--save-every", "10", "--keep-last", "0", "--save-dir", dir.resolve(run).toString(),
                 "--metrics-out", dir.resolve(run + ".jsonl").toString()));

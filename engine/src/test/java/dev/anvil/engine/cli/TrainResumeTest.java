@@ -64,7 +64,7 @@ class TrainResumeTest {
     }
 
     private String[] trainArgs(String run, Path metrics, String... more) {
-        List<String> args = new ArrayList<>(List.of("train", "--data", data, "--steps", Integer.toString(STEPS),
+        List<String> args = new ArrayList<>(List.of("train", "--preset", "tiny", "--data", data, "--steps", Integer.toString(STEPS),
                 "--batch-size", "4", "--seq-len", "32", "--save-every", Integer.toString(SAVE_EVERY),
                 "--eval-every", "0", "--save-dir", dir.resolve(run).toString(), "--metrics-out", metrics.toString()));
         args.addAll(List.of(more));
