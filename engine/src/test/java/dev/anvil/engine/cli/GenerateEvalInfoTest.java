@@ -95,7 +95,7 @@ class GenerateEvalInfoTest {
         Path text = dir.resolve("text.txt");
         Files.writeString(text, Cli.words(1, 5_000));
         Cli.ok("prepare", text.toString(), "--out", dir.resolve("shards").toString(), "--tokenizer", "bytes");
-        Path shard = dir.resolve("shards").resolve("data_train_000000.bin");
+        Path shard = dir.resolve("shards").resolve("train_000000.bin");
         JsonNode info = Cli.JSON.readTree(Cli.ok("info", shard.toString()).out());
         assertEquals("token shard", info.get("kind").asText());
         assertEquals((Files.size(shard) - 1024) / 2, info.get("tokens").asLong());

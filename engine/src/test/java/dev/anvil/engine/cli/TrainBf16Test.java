@@ -42,7 +42,7 @@ class TrainBf16Test {
         Files.writeString(text, Cli.words(11, 200_000), StandardCharsets.UTF_8);
         Cli.ok("prepare", text.toString(), "--out", dir.resolve("shards").toString(), "--tokenizer", "bytes",
                 "--threads", "1");
-        data = dir.resolve("shards") + "/data_train_*.bin";
+        data = dir.resolve("shards") + "/train_*.bin";
     }
 
     private Cli.Run train(String run, String dtype, int steps, String... more) {

@@ -51,8 +51,8 @@ class TrainResumeTest {
         Files.writeString(text, Cli.words(7, 300_000), StandardCharsets.UTF_8);
         Cli.Run prepared = Cli.ok("prepare", text.toString(), "--out", dir.resolve("shards").toString(),
                 "--tokenizer", "bytes", "--threads", "1");
-        assertTrue(Files.exists(dir.resolve("shards/data_train_000000.bin")), prepared.transcript());
-        data = dir.resolve("shards").toString() + "/data_train_*.bin";
+        assertTrue(Files.exists(dir.resolve("shards/train_000000.bin")), prepared.transcript());
+        data = dir.resolve("shards").toString() + "/train_*.bin";
 
         Path metrics = dir.resolve("reference.jsonl");
         Cli.ok(trainArgs("reference", metrics));
