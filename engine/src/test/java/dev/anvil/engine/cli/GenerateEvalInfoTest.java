@@ -12,6 +12,8 @@ import org.junit.jupiter.api.io.TempDir;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -78,6 +80,20 @@ class GenerateEvalInfoTest {
         double loss = json.get("loss").asDouble();
         assertTrue(Double.isFinite(loss) && loss > 0 && loss < 10, evaluated.transcript());
         assertEquals(2 * 2 * 32, json.get("tokens").asLong());
+    }
+
+    @Test
+    void evalAndGenerateOfASaveDirUseItsNewestCheckpoint() {
+        for (String[] command : new String[][] {{"eval", "--batches", "2", "--batch-size", "2", "--seq-len", "32"},
+                {"generate", "--max-tokens", "20"}}) {
+            assertEquals(Cli.ok(on(checkpoint, command)).out(), Cli.ok(on(run, command)).out(), command[0]);
+        }
+    }
+
+    private static String[] on(Path dir, String... command) {
+        List<String> args = new ArrayList<>(List.of(command));
+        args.addAll(List.of("-c", dir.toString()));
+        return args.toArray(String[]::new);
     }
 
     @Test
