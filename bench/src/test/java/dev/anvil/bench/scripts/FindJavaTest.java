@@ -8,6 +8,7 @@ import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -16,6 +17,7 @@ import org.junit.jupiter.api.io.TempDir;
  * mvnw and bin/anvil find a Java 25 by themselves (bin/find-java), with an older java first on the PATH, or stop
  * with one line saying what to install. The JDK 25 running this test stands for one installed "elsewhere".
  */
+@Tag("scripts") // run after packaging: see bench/pom.xml
 @Timeout(180)
 class FindJavaTest {
     private static final Path JDK_25 = Path.of(System.getProperty("java.home"));
