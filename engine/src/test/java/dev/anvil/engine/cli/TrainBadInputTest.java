@@ -3,9 +3,11 @@ package dev.anvil.engine.cli;
 import dev.anvil.engine.data.ShardWriter;
 import dev.anvil.engine.data.TokenShard;
 import dev.anvil.engine.io.HfModelFiles;
+import dev.anvil.engine.io.ModelWeights;
 import dev.anvil.engine.io.TensorDtype;
 import dev.anvil.engine.model.GptConfig;
 import dev.anvil.engine.model.GptModel;
+import dev.anvil.engine.model.ParameterLayout;
 import dev.anvil.kernels.cpu.CpuBackend;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
@@ -124,6 +126,22 @@ class TrainBadInputTest {
         truncate(copy.resolve(HfModelFiles.WEIGHTS_FILE), 1000);
         fails("truncated", tiny(dir.resolve("run"), "--steps", "3", "--init-from", copy.toString()));
         assertFalse(Files.exists(dir.resolve("run")), "nothing should be saved");
+    }
+
+    @Test
+    void initFromWeightsHoldingNanOrInfinityIsRefusedNamingTheTensor() throws IOException {
+        ModelWeights good = HfModelFiles.load(saved.resolve("step_00000002"));
+        int wpe = (int) ParameterLayout.of(good.config()).tensor("transformer.wpe.weight").offset();
+        for (float poison : new float[] {Float.NaN, Float.NEGATIVE_INFINITY}) {
+            float[] params = good.params().clone();
+            params[wpe + 5] = poison;
+            Path model = dir.resolve("model-" + poison);
+            HfModelFiles.save(model, good.config(), params, TensorDtype.F32);
+            Path run = dir.resolve("run-" + poison);
+            fails("tensor 'transformer.wpe.weight' holds 1 non-finite value (" + poison + ")",
+                    tiny(run, "--steps", "1", "--init-from", model.toString()));
+            assertFalse(Files.exists(run), "nothing should be saved");
+        }
     }
 
     @Test
