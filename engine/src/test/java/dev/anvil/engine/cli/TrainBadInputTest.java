@@ -1,11 +1,13 @@
 package dev.anvil.engine.cli;
 
+import dev.anvil.engine.checkpoint.Checksums;
 import dev.anvil.engine.data.ShardWriter;
 import dev.anvil.engine.data.TokenShard;
 import dev.anvil.engine.io.HfModelFiles;
 import dev.anvil.engine.io.ModelWeights;
 import dev.anvil.engine.io.TensorDtype;
 import dev.anvil.engine.model.GptConfig;
+import dev.anvil.engine.model.DivergingWeights;
 import dev.anvil.engine.model.GptModel;
 import dev.anvil.engine.model.ParameterLayout;
 import dev.anvil.kernels.cpu.CpuBackend;
@@ -27,6 +29,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -102,6 +106,19 @@ class TrainBadInputTest {
         return err;
     }
 
+    /** Replaces a checkpoint's weights and its checksum list to match, as if it had been saved with them. */
+    private static void resave(Path checkpoint, float[] params) throws IOException {
+        ModelWeights old = HfModelFiles.load(checkpoint);
+        HfModelFiles.save(checkpoint, old.config(), params, TensorDtype.F32);
+        Path list = checkpoint.resolve(Checksums.FILE);
+        StringBuilder sums = new StringBuilder();
+        for (String line : Files.readAllLines(list)) {
+            String name = line.substring(line.indexOf("  ") + 2);
+            sums.append(Checksums.sha256(checkpoint.resolve(name))).append("  ").append(name).append('\n');
+        }
+        Files.writeString(list, sums);
+    }
+
     private static void truncate(Path file, long size) throws IOException {
         try (FileChannel channel = FileChannel.open(file, StandardOpenOption.WRITE)) {
             channel.truncate(size);
@@ -142,6 +159,24 @@ class TrainBadInputTest {
                     tiny(run, "--steps", "1", "--init-from", model.toString()));
             assertFalse(Files.exists(run), "nothing should be saved");
         }
+    }
+
+    @Test
+    void aFiniteLossWithNonFiniteGradientsStopsNamingTheStepAndLeavesTheLastCheckpointUntouched() throws IOException {
+        Path run = dir.resolve("run");
+        Cli.copyTree(saved, run);
+        Path last = run.resolve("step_00000002");
+        ModelWeights weights = HfModelFiles.load(last);
+        resave(last, DivergingWeights.finiteLossInfiniteGradientNorm(weights.config(), weights.params()));
+        Map<String, String> good = Cli.checksums(run);
+
+        String err = fails("step 3: loss ", tiny(run, "--steps", "4", "--save-every", "1", "--resume"));
+        Matcher m = Pattern.compile("step 3: loss (\\S+), gradient norm (\\S+): training diverged").matcher(err);
+        assertTrue(m.find(), err);
+        assertTrue(Float.isFinite(Float.parseFloat(m.group(1))), "the loss should be finite: " + err);
+        assertFalse(Float.isFinite(Float.parseFloat(m.group(2))), err);
+        assertTrue(err.endsWith("; the last good checkpoint, " + last + ", is untouched"), err);
+        assertEquals(good, Cli.checksums(run), "no checkpoint of the diverged step, none changed");
     }
 
     @Test
