@@ -3,6 +3,7 @@ package dev.anvil.engine.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.anvil.engine.checkpoint.Checksums;
+import dev.anvil.engine.data.ShardWriter;
 
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -14,6 +15,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.SplittableRandom;
 import java.util.TreeMap;
 import java.util.stream.Stream;
 
@@ -149,6 +151,17 @@ public final class Cli {
             }
         }
         return sums;
+    }
+
+    /** Writes a shard of {@code count} tokens drawn uniformly from {@code [0, vocab)}, the same every time. */
+    static void writeRandomShard(Path file, int count, int vocab) throws IOException {
+        SplittableRandom random = new SplittableRandom(3);
+        try (ShardWriter writer = ShardWriter.create(file)) {
+            for (int i = 0; i < count; i++) {
+                writer.write(random.nextInt(vocab));
+            }
+            writer.commit();
+        }
     }
 
     /** Copies a directory tree. */

@@ -1,7 +1,6 @@
 package dev.anvil.engine.cli;
 
 import dev.anvil.engine.checkpoint.Checksums;
-import dev.anvil.engine.data.ShardWriter;
 import dev.anvil.engine.data.TokenShard;
 import dev.anvil.engine.io.HfModelFiles;
 import dev.anvil.engine.io.ModelWeights;
@@ -28,7 +27,6 @@ import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.SplittableRandom;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -58,7 +56,7 @@ class TrainBadInputTest {
     @BeforeAll
     static void trainTwoSteps() throws IOException {
         shard = shared.resolve("tokens.bin");
-        writeShard(shard, 4000, 256);
+        Cli.writeRandomShard(shard, 4000, 256);
         saved = shared.resolve("saved");
         Cli.ok(tiny(saved, "--steps", "2", "--save-every", "1"));
         assertTrue(Files.isDirectory(saved.resolve("step_00000001")));
@@ -82,15 +80,6 @@ class TrainBadInputTest {
         return args.toArray(String[]::new);
     }
 
-    private static void writeShard(Path file, int count, int vocab) throws IOException {
-        SplittableRandom random = new SplittableRandom(3);
-        try (ShardWriter writer = ShardWriter.create(file)) {
-            for (int i = 0; i < count; i++) {
-                writer.write(random.nextInt(vocab));
-            }
-            writer.commit();
-        }
-    }
 
     /** Runs anvil, expecting it to fail with one line on stderr containing {@code expected}; returns the line. */
     private static String fails(String expected, String... args) {
