@@ -154,7 +154,7 @@ public final class Cli {
     }
 
     /** Writes a shard of {@code count} tokens drawn uniformly from {@code [0, vocab)}, the same every time. */
-    static void writeRandomShard(Path file, int count, int vocab) throws IOException {
+    public static void writeRandomShard(Path file, int count, int vocab) throws IOException {
         SplittableRandom random = new SplittableRandom(3);
         try (ShardWriter writer = ShardWriter.create(file)) {
             for (int i = 0; i < count; i++) {

@@ -41,7 +41,12 @@ final class Jvm {
 
     /** {@code launch --nproc-per-node 2 [more] -- command...}. */
     static List<String> launch2(List<String> command, String... more) {
-        List<String> args = new ArrayList<>(List.of("launch", "--nproc-per-node", "2"));
+        return launch(2, command, more);
+    }
+
+    /** {@code launch --nproc-per-node ranks [more] -- command...}. */
+    static List<String> launch(int ranks, List<String> command, String... more) {
+        List<String> args = new ArrayList<>(List.of("launch", "--nproc-per-node", Integer.toString(ranks)));
         args.addAll(List.of(more));
         args.add("--");
         args.addAll(command);
