@@ -344,6 +344,11 @@ public final class CudaBackend implements Backend {
                 .launch(grid(bt * c), THREADS);
     }
 
+    /**
+     * Deterministic, with fp32 sums: {@code dwpe} sums the batch per (position, channel);
+     * {@code dwte} first sorts the positions by token, stably, then sums each (token, channel) in
+     * order of position and rounds once (see encoder.cu).
+     */
     @Override
     public void encoderBackward(Buffer dwte, Buffer dwpe, Buffer dout, Buffer tokens, int b, int t, int c) {
         enter();
@@ -351,11 +356,21 @@ public final class CudaBackend implements Backend {
         long bt = (long) b * t;
         CudaBuffer dte = buf(dwte, dt, "dwte", c), dpe = buf(dwpe, dt, "dwpe", (long) t * c);
         CudaBuffer g = buf(dout, dt, "dout", bt * c), tok = buf(tokens, DType.INT32, "tokens", bt);
+        if (bt == 0 || c == 0) {
+            return;
+        }
+        int n = Math.toIntExact(bt);
         launcher.begin(kernels.encoderBackwardWpe.of(dt)).ptr(dpe).ptr(g).i32(b).i32(t).i32(c)
                 .launch(grid((long) t * c), THREADS);
-        launcher.begin(kernels.encoderBackwardWte.of(dt)).ptr(dte).ptr(g).ptr(tok).i32((int) bt).i32(c)
-                .i32((int) Math.min(Integer.MAX_VALUE, dte.length() / c)).ptr(errorFlag)
-                .launch(grid(bt * c), THREADS);
+        int vocab = (int) Math.min(Integer.MAX_VALUE - 1, dte.length() / c);
+        long order = scratch.get(2 * bt * Integer.BYTES), sorted = order + bt * Integer.BYTES;
+        int orderThreads = CudaKernels.ENCODER_ORDER_THREADS;
+        launcher.begin(kernels.encoderBackwardWteOrder).ptr(order).ptr(sorted).ptr(tok).i32(n).i32(vocab)
+                .ptr(errorFlag).launch((n + orderThreads - 1) / orderThreads, orderThreads);
+        // Enough blocks along the ranks to fill the GPU; each strides over the runs of equal tokens.
+        int rankBlocks = Math.min(n, 16 * smCount);
+        launcher.begin(kernels.encoderBackwardWte.of(dt)).ptr(dte).ptr(g).ptr(order).ptr(sorted).i32(n).i32(c)
+                .i32(vocab).launch(columnBlocks(c), rankBlocks, THREADS);
     }
 
     @Override

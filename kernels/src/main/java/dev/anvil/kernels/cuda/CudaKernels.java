@@ -46,8 +46,10 @@ final class CudaKernels implements AutoCloseable {
     private static final List<String> PER_HEAD_SIZE = List.of("attention_forward", "attention_backward_kv",
             "attention_backward_q");
     /** Kernels with one fixed signature. */
-    private static final List<String> SINGLE = List.of("sum_squares_final", "convert_f32_to_bf16",
-            "convert_bf16_to_f32", "adamw_f32_f32", "adamw_bf16_bf16", "adamw_bf16_f32");
+    private static final List<String> SINGLE = List.of("encoder_backward_wte_order", "sum_squares_final",
+            "convert_f32_to_bf16", "convert_bf16_to_f32", "adamw_f32_f32", "adamw_bf16_bf16", "adamw_bf16_f32");
+    /** Block size of {@code encoder_backward_wte_order}, its {@code ENC_ORDER_TILE}. */
+    static final int ENCODER_ORDER_THREADS = 128;
 
     private final MemorySegment module;
     private final Map<String, MemorySegment> functions = new HashMap<>();
@@ -56,7 +58,7 @@ final class CudaKernels implements AutoCloseable {
     final Typed columnPartialSums, addPartialSums, sumSquaresPartial;
     final Typed geluForward, geluBackward, residualForward, residualBackward;
     final Typed softmaxCrossEntropy, attentionBackwardDelta;
-    final MemorySegment sumSquaresFinal, convertF32ToBf16, convertBf16ToF32;
+    final MemorySegment encoderBackwardWteOrder, sumSquaresFinal, convertF32ToBf16, convertBf16ToF32;
     final MemorySegment adamwF32, adamwBf16, adamwBf16F32Grads;
     private final Typed[] attentionForward, attentionBackwardKv, attentionBackwardQ;
 
@@ -109,6 +111,7 @@ final class CudaKernels implements AutoCloseable {
         residualBackward = typed("residual_backward");
         softmaxCrossEntropy = typed("softmax_cross_entropy");
         attentionBackwardDelta = typed("attention_backward_delta");
+        encoderBackwardWteOrder = function("encoder_backward_wte_order");
         sumSquaresFinal = function("sum_squares_final");
         convertF32ToBf16 = function("convert_f32_to_bf16");
         convertBf16ToF32 = function("convert_bf16_to_f32");
