@@ -7,6 +7,7 @@ import dev.anvil.kernels.DType;
 import dev.anvil.kernels.cuda.driver.CublasLt;
 import dev.anvil.kernels.cuda.driver.CudaException;
 import dev.anvil.kernels.cuda.driver.Driver;
+import dev.anvil.kernels.cuda.driver.DriverRequirements;
 import dev.anvil.kernels.cuda.driver.LibraryNotFoundException;
 
 import java.lang.foreign.Arena;
@@ -72,13 +73,28 @@ public final class CudaBackend implements Backend {
     private static final class Probe {
         static final Optional<String> REASON = probe();
 
+        /** In order of what to fix first: the driver, then its version, then the rest. */
         private static Optional<String> probe() {
             try {
-                Optional<RuntimeException> missing = Driver.loadFailure().or(CublasLt::loadFailure);
-                if (missing.isPresent()) {
-                    return Optional.of(missing.get().getMessage());
+                if (Driver.loadFailure().isPresent()) {
+                    return Optional.of(Driver.loadFailure().get().getMessage());
                 }
-                Driver.init();
+                try {
+                    Driver.init();
+                } catch (CudaException e) {
+                    if (e.status() == DriverRequirements.STATUS_STUB_LIBRARY) {
+                        return Optional.of(DriverRequirements.stubLibrary(Driver.loadedFrom()));
+                    }
+                    throw e;
+                }
+                Optional<String> tooOld = DriverRequirements.versionProblem(Driver.driverVersion(),
+                        CudaKernels.cudaVersion(), CublasLt.majorVersion());
+                if (tooOld.isPresent()) {
+                    return tooOld;
+                }
+                if (CublasLt.loadFailure().isPresent()) {
+                    return Optional.of(CublasLt.loadFailure().get().getMessage());
+                }
                 if (Driver.deviceCount() == 0) {
                     return Optional.of("the CUDA driver sees no GPU");
                 }
@@ -86,7 +102,7 @@ public final class CudaBackend implements Backend {
                     return Optional.of("the CUDA kernels were not built (nvcc was not found at build time)");
                 }
                 return Optional.empty();
-            } catch (CudaException e) {
+            } catch (CudaException | LibraryNotFoundException e) {
                 return Optional.of(e.getMessage());
             }
         }

@@ -12,6 +12,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Properties;
 
 /**
  * Anvil's own kernels: the fatbin built from {@code src/main/cuda} by nvcc, loaded from the
@@ -21,6 +22,8 @@ final class CudaKernels implements AutoCloseable {
 
     /** Classpath location of the fatbin, next to this class. */
     static final String RESOURCE = "anvil_kernels.fatbin";
+    /** Classpath location of the build's note of which CUDA compiled the fatbin ({@code cuda.version=13.0}). */
+    static final String PROPERTIES = "anvil_kernels.properties";
 
     /** The largest head size the attention kernels are instantiated for. */
     static final int MAX_HEAD_SIZE = 128;
@@ -65,6 +68,33 @@ final class CudaKernels implements AutoCloseable {
     /** Whether the build put the fatbin on the classpath (it does where nvcc was found). */
     static boolean built() {
         return CudaKernels.class.getResource(RESOURCE) != null;
+    }
+
+    /**
+     * The CUDA version whose nvcc built the fatbin, as the driver API writes versions (13000 for
+     * 13.0), or 0 when the build did not record it.
+     */
+    static int cudaVersion() {
+        Properties p = new Properties();
+        try (InputStream in = CudaKernels.class.getResourceAsStream(PROPERTIES)) {
+            if (in == null) {
+                return 0;
+            }
+            p.load(in);
+        } catch (IOException e) {
+            return 0;
+        }
+        return parseVersion(p.getProperty("cuda.version", ""));
+    }
+
+    /** {@code "13.0"} as 13000; 0 for anything else. */
+    static int parseVersion(String text) {
+        String[] parts = text.strip().split("\\.");
+        try {
+            return parts.length == 2 ? Integer.parseInt(parts[0]) * 1000 + Integer.parseInt(parts[1]) * 10 : 0;
+        } catch (NumberFormatException e) {
+            return 0;
+        }
     }
 
     /** Every entry point this class resolves, by its {@code extern "C"} name. */
