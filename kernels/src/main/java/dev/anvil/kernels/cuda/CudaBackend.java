@@ -31,6 +31,14 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
  * BF16 parameters, FP32 master weights. Inputs the GPU finds invalid (a token id or target outside
  * the vocabulary) are reported by the next {@link #synchronize} or {@link #download} as an
  * {@link IllegalArgumentException}.
+ *
+ * <p>Threads: a backend is used by one thread at a time (its ops share one stream and one block of
+ * launch arguments), but that may be any thread, platform or virtual. A CUDA context is current per
+ * OS thread, and a virtual thread can move from one carrier thread to another between calls, so
+ * every entry point makes the backend's context current on the calling thread itself
+ * ({@code cuCtxSetCurrent}, a few tens of nanoseconds) instead of remembering that it did so. No op
+ * blocks between that call and its own driver calls, so a virtual thread cannot be moved to
+ * another carrier in the middle of one.
  */
 public final class CudaBackend implements Backend {
 
@@ -39,8 +47,6 @@ public final class CudaBackend implements Backend {
     /** Rows summed per block in the two-stage column sums; enough blocks to fill the GPU. */
     private static final int MAX_CHUNKS = 128;
     private static final int ERR_TOKEN = 1, ERR_TARGET = 2;
-    /** The context this thread last made current, to skip redundant cuCtxSetCurrent calls. */
-    private static final ThreadLocal<MemorySegment> CURRENT = new ThreadLocal<>();
 
     private final int device;
     private final String description;
@@ -170,15 +176,12 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    /** Makes this backend's context current on the calling thread, if it is not already. */
+    /** Makes this backend's context current on the calling OS thread (see the class comment on threads). */
     private void enter() {
         if (closed) {
             throw new IllegalStateException("the CUDA backend is closed");
         }
-        if (CURRENT.get() != context) {
-            Driver.setCurrentContext(context);
-            CURRENT.set(context);
-        }
+        Driver.setCurrentContext(context);
     }
 
     @Override
@@ -679,7 +682,6 @@ public final class CudaBackend implements Backend {
             failure = attempt(() -> Driver.streamDestroy(stream), failure);
         }
         failure = attempt(() -> Driver.primaryContextRelease(device), failure);
-        CURRENT.remove();
         arena.close();
         if (failure != null) {
             throw failure;

@@ -5,6 +5,7 @@ import dev.anvil.kernels.Backend;
 import dev.anvil.kernels.Buffer;
 import dev.anvil.kernels.DType;
 import dev.anvil.kernels.cpu.CpuBackend;
+import dev.anvil.kernels.cuda.driver.Driver;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
@@ -191,6 +192,46 @@ class CudaBackendTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, gpu::synchronize);
         assertTrue(e.getMessage().contains("token id 9 at position 1"), e.getMessage());
         gpu.synchronize();  // reported once, then cleared
+    }
+
+    // ---- threads ----
+
+    /**
+     * The context is current per OS thread, and other code on the thread may change it: every op
+     * makes its own context current (a cached "already current" flag would make this op fail with
+     * CUDA_ERROR_INVALID_CONTEXT).
+     */
+    @Test
+    void opsWorkAfterOtherCodeClearedTheCurrentContext() {
+        float[] data = rand(1000, 1);
+        try (Buffer b = upload(gpu, data)) {
+            Driver.setCurrentContext(MemorySegment.NULL);
+            gpu.zero(b.slice(0, 10));
+            float[] got = read(gpu, b);
+            assertEquals(0f, got[9]);
+            assertEquals(data[10], got[10]);
+        }
+    }
+
+    /** One thread at a time, but any thread: a new platform thread, then many virtual threads in turn. */
+    @Test
+    void opsRunOnAnyThreadOneAtATime() throws Exception {
+        float[] data = rand(4096, 1);
+        try (Buffer a = upload(gpu, data); Buffer sum = gpu.allocate(DType.FP32, data.length)) {
+            Thread platform = Thread.ofPlatform().start(() -> gpu.residualForward(sum, a, a, data.length));
+            platform.join();
+            for (int i = 0; i < 64; i++) {
+                Thread.ofVirtual().start(() -> {
+                    gpu.residualForward(sum, sum, a, data.length);
+                    Thread.yield();  // may resume on another carrier thread
+                    gpu.residualForward(sum, sum, a, data.length);
+                }).join();
+            }
+            float[] got = read(gpu, sum);
+            for (int i = 0; i < data.length; i++) {
+                assertEquals(130 * data[i], got[i], 1e-4 * Math.abs(130 * data[i]) + 1e-6, "sum[" + i + "]");
+            }
+        }
     }
 
     // ---- ops in fp32 against the CPU ----
