@@ -21,11 +21,11 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * The CUDA backend against the CPU backend, op by op, on odd shapes (tiles and warps never divide
- * them evenly). Runs only where a GPU is present; elsewhere it is skipped with the reason printed.
+ * them evenly). Runs only where a GPU is present; elsewhere it is skipped with the reason printed
+ * (failed under {@code -Danvil.requireCuda=true}: see {@link RequireCuda}).
  */
 class CudaBackendTest {
 
@@ -48,10 +48,10 @@ class CudaBackendTest {
         System.out.println("testing " + gpu.description());
     }
 
-    /** Each test is skipped (and counted so) where no GPU is present. */
+    /** Each test is skipped (and counted so) where no GPU is present, or fails if CUDA is required. */
     @BeforeEach
     void requireGpu() {
-        assumeTrue(gpu != null, () -> CudaBackend.unavailableReason().orElse("the CUDA backend did not open"));
+        RequireCuda.assume(gpu != null, () -> CudaBackend.unavailableReason().orElse("the CUDA backend did not open"));
     }
 
     @AfterAll
