@@ -80,6 +80,11 @@ class FakeDriverTest {
         String inherited = System.getenv("LD_LIBRARY_PATH");
         pb.environment().put("LD_LIBRARY_PATH", libDir + (inherited == null ? "" : File.pathSeparator + inherited));
         pb.environment().remove(LibraryLocator.ENV_DIR);
+        // The child prints only its reason: no options picked up from the caller's environment (whose
+        // "Picked up JDK_JAVA_OPTIONS" note would be a second line).
+        for (String options : List.of("JDK_JAVA_OPTIONS", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS")) {
+            pb.environment().remove(options);
+        }
         Process p = pb.start();
         List<String> lines = new ArrayList<>(new String(p.getInputStream().readAllBytes()).lines().toList());
         assertTrue(p.waitFor(60, TimeUnit.SECONDS), "the child JVM did not finish");
