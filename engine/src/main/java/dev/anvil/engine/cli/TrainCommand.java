@@ -182,6 +182,9 @@ public final class TrainCommand implements Callable<Integer> {
                 if (leader) {
                     out.println("nothing to do: the checkpoint has already completed " + start + " of " + config.steps() + " steps");
                 }
+                if (comm != null) {
+                    comm.finish();
+                }
                 return 0;
             }
             Trainer trainer = new Trainer(gpt, adamw, config).stopOn(StopSignal.install());
@@ -224,7 +227,7 @@ public final class TrainCommand implements Callable<Integer> {
                 return 1;
             }
             if (comm != null) {
-                comm.barrier(); // every rank has finished its last step before any leaves
+                comm.finish(); // every rank finished its last step: none mistakes the others leaving for a lost rank
             }
             writer.awaitPending(); // the report names the last checkpoint: it must be on disk
             if (leader) {
