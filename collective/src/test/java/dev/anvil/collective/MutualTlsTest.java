@@ -100,10 +100,7 @@ class MutualTlsTest {
         assertTrue(message.contains("connection to the coordinator at 127.0.0.1:" + port + " failed"), message);
         assertTrue(message.contains("TLS handshake failed"), message);
         assertTrue(message.contains("certificate"), "the TLS alert should say the certificate was refused: " + message);
-        var rank1 = start(port, 1, SecurityTest.options(token).withTls(node1));
-        try (Communicator a = rank0.get(20, TimeUnit.SECONDS); Communicator b = rank1.get(20, TimeUnit.SECONDS)) {
-            SecurityTest.allReduceWorks(a, b);
-        }
+        theRealRank1JoinsAndTheJobWorks(rank0, port, token);
     }
 
     @Test
@@ -162,10 +159,7 @@ class MutualTlsTest {
         String message = SecurityTest.failure(plaintext).getMessage();
         assertTrue(message.contains("coordinator at 127.0.0.1:" + port), message);
         assertTrue(message.contains("TLS"), "the plaintext rank should be told the job may need TLS: " + message);
-        var rank1 = start(port, 1, SecurityTest.options(token).withTls(node1));
-        try (Communicator a = rank0.get(20, TimeUnit.SECONDS); Communicator b = rank1.get(20, TimeUnit.SECONDS)) {
-            SecurityTest.allReduceWorks(a, b);
-        }
+        theRealRank1JoinsAndTheJobWorks(rank0, port, token);
     }
 
     @Test
@@ -184,6 +178,15 @@ class MutualTlsTest {
             s.getOutputStream().flush();
             assertEquals(-1, readOrEnd(s.getInputStream()), "a TLS port answered plaintext");
             SecurityTest.allReduceWorks(cluster.rank(0), cluster.rank(1));
+        }
+    }
+
+    /** After the refusal, rank 1 with the job's certificate joins rank 0, and the ring works. */
+    private void theRealRank1JoinsAndTheJobWorks(Future<Communicator> rank0, int port, JobToken token)
+            throws Exception {
+        var rank1 = start(port, 1, SecurityTest.options(token).withTls(node1));
+        try (Communicator a = rank0.get(20, TimeUnit.SECONDS); Communicator b = rank1.get(20, TimeUnit.SECONDS)) {
+            SecurityTest.allReduceWorks(a, b);
         }
     }
 

@@ -42,23 +42,28 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /** A step whose loss is not finite stops training with its number, and no checkpoint is written for it. */
 class TrainerDivergenceTest {
 
+    private static final GptConfig SHAPE = GptConfig.of(1, 32, 2, 16, 300);
+
     @TempDir
     Path dir;
 
-    @Test
-    void nonFiniteLossThrowsNamingTheStepAndWritesNoCheckpointForIt() throws Exception {
-        GptConfig shape = GptConfig.of(1, 32, 2, 16, 300);
-        TrainConfig config = new TrainConfig(2, 16, 1, 5, 1e-3f, "constant", 0, 0f,
-                new AdamWConfig(0.9f, 0.95f, 1e-8f, 0.1f, 1f), 7);
+    private static TokenSource randomTokens() {
         int[] tokens = new int[2000];
         SplittableRandom random = new SplittableRandom(9);
         for (int i = 0; i < tokens.length; i++) {
-            tokens[i] = random.nextInt(shape.vocabSize());
+            tokens[i] = random.nextInt(SHAPE.vocabSize());
         }
-        DataLoader data = new DataLoader(TokenSource.ofTokens("random", tokens), 2, 16, 0, 1);
+        return TokenSource.ofTokens("random", tokens);
+    }
+
+    @Test
+    void nonFiniteLossThrowsNamingTheStepAndWritesNoCheckpointForIt() throws Exception {
+        TrainConfig config = new TrainConfig(2, 16, 1, 5, 1e-3f, "constant", 0, 0f,
+                new AdamWConfig(0.9f, 0.95f, 1e-8f, 0.1f, 1f), 7);
+        DataLoader data = new DataLoader(randomTokens(), 2, 16, 0, 1);
         Checkpointer checkpoints = new Checkpointer(dir, 0);
         RunManifest manifest = new RunManifest(Map.of(), List.of(), Map.of(), "test", "test", "cpu", "now");
-        try (CpuBackend backend = new CpuBackend(1); GptModel model = new GptModel(backend, shape);
+        try (CpuBackend backend = new CpuBackend(1); GptModel model = new GptModel(backend, SHAPE);
              AdamW adamw = new AdamW(backend, model.layout(), config.adamw())) {
             model.initialize(config.seed());
             List<Integer> saved = new ArrayList<>();
@@ -104,15 +109,9 @@ class TrainerDivergenceTest {
      */
     @Test
     void nonFiniteGradientsOnOneRankStopEveryRankAtTheSameStepBeforeTheUpdate() throws Exception {
-        GptConfig shape = GptConfig.of(1, 32, 2, 16, 300);
         TrainConfig config = new TrainConfig(2, 16, 1, 3, 1e-3f, "constant", 0, 0f,
                 new AdamWConfig(0.9f, 0.95f, 1e-8f, 0.1f, 0f), 7);
-        int[] tokens = new int[2000];
-        SplittableRandom random = new SplittableRandom(9);
-        for (int i = 0; i < tokens.length; i++) {
-            tokens[i] = random.nextInt(shape.vocabSize());
-        }
-        TokenSource source = TokenSource.ofTokens("random", tokens);
+        TokenSource source = randomTokens();
         CommunicatorOptions options = CommunicatorOptions.defaults(JobToken.random())
                 .withTimeouts(Duration.ofSeconds(20), Duration.ofSeconds(60));
         ExecutorService pool = Executors.newFixedThreadPool(2);
@@ -121,13 +120,13 @@ class TrainerDivergenceTest {
             for (int r = 0; r < 2; r++) {
                 int rank = r;
                 ranks.add(pool.submit(() -> {
-                    try (CpuBackend backend = new CpuBackend(1); GptModel model = new GptModel(backend, shape);
+                    try (CpuBackend backend = new CpuBackend(1); GptModel model = new GptModel(backend, SHAPE);
                          AdamW adamw = new AdamW(backend, model.layout(), config.adamw());
                          GradientSync sync = new GradientSync(cluster.rank(rank), backend, model.gradients(),
                                  GradientSync.DEFAULT_BUCKET_BYTES)) {
                         model.initialize(config.seed());
                         if (rank == 1) {
-                            model.writeParameters(DivergingWeights.finiteLossInfiniteGradientNorm(shape,
+                            model.writeParameters(DivergingWeights.finiteLossInfiniteGradientNorm(SHAPE,
                                     model.readParameters()));
                         }
                         float[] before = model.readParameters();
