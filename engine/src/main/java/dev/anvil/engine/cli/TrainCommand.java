@@ -234,12 +234,11 @@ public final class TrainCommand implements Callable<Integer> {
             try {
                 result = trainer.run(train::load, start);
             } catch (TrainingDivergedException e) {
-                if (leader) {
-                    writer.awaitPending();
-                    spec.commandLine().getErr().println("anvil train: error: " + e.getMessage());
-                    checkpoints.latestValid(w -> { }).ifPresent(p -> spec.commandLine().getErr().println(
-                            "the last good checkpoint is " + p + "; it is untouched"));
-                }
+                // Every rank stops at this step and says so in one line; the leader names the checkpoint to go back to.
+                writer.awaitPending();
+                String last = leader ? checkpoints.latestValid(w -> { })
+                        .map(p -> "; the last good checkpoint, " + p + ", is untouched").orElse("") : "";
+                spec.commandLine().getErr().println("anvil train: error: " + e.getMessage() + last);
                 return 1;
             }
             if (comm != null) {
