@@ -34,14 +34,15 @@ final class CheckpointOption {
         return model;
     }
 
-    /** The directory the weights come from: {@link #dir}, or the newest valid checkpoint in it when it is a --save-dir. */
+    /** Where the weights come from: {@link #dir}, or the newest valid checkpoint in it when it is a --save-dir. */
     Path modelDir() throws IOException {
         if (modelDir == null) {
             Checkpointer saveDir = new Checkpointer(dir, 0);
             List<Path> checkpoints = saveDir.list();
             modelDir = Files.isRegularFile(dir.resolve(HfModelFiles.CONFIG_FILE)) || checkpoints.isEmpty() ? dir
-                    : saveDir.latestValid(System.err::println).orElseThrow(() -> new IllegalArgumentException(dir
-                            + " holds no valid checkpoint: each of " + checkpoints.size() + " is corrupt or incomplete"));
+                    : saveDir.latestValid(System.err::println).orElseThrow(() -> new IllegalArgumentException(
+                            dir + " holds no valid checkpoint: each of " + checkpoints.size()
+                                    + " is corrupt or incomplete"));
         }
         return modelDir;
     }
