@@ -44,9 +44,9 @@ trap 'exit 143' TERM INT
 
 # munge authenticates Slurm's messages; use the machine's munged when one runs, else start one.
 if ! munge -n 2> /dev/null | unmunge > /dev/null 2>&1; then
-  install -d -o munge -g munge -m 0755 /run/munge
-  runuser -u munge -- /usr/sbin/munged --pid-file="$work/munged.pid" || fail "munged did not start"
-  started+=("$work/munged.pid")
+  install -d -o munge -g munge -m 0755 /run/munge "$work/munge"
+  runuser -u munge -- /usr/sbin/munged --pid-file="$work/munge/munged.pid" || fail "munged did not start"
+  started+=("$work/munge/munged.pid")
   munge -n | unmunge > /dev/null || fail "munge does not work"
 fi
 
@@ -120,7 +120,11 @@ await_end() { # JOB RESTARTS: waits until the job ended after that many restarts
 }
 final_loss() { sed -n 's/.*done: [0-9]* steps, final loss \([0-9.]*\).*/\1/p' "$1" | tail -n 1; }
 losses() { grep -o '"step":[0-9]*,"loss":[^,]*' "$1"; }
-show() { say "--- $1"; sed 's/^/    /' "$1" | grep -v -e '^    step [0-9]*/' -e 'WARNING: Using incubator'; }
+lines() { if [ -f "$1" ]; then wc -l < "$1"; else echo 0; fi; }
+show() { # LOG [FROM]: the job's log (from the first line matching FROM), less progress lines
+  say "--- $1"
+  sed -n "/${2:-.}/,\$p" "$1" | grep -v -e '^step [0-9]*/' -e 'WARNING: Using incubator' | sed 's/^/    /'
+}
 
 # 1. Uninterrupted.
 whole="$(submit uninterrupted)"
@@ -136,10 +140,10 @@ say "1. job $whole completed: $steps steps, final loss $expected"
 job="$(submit preempted)"
 say "job $job (preempted) submitted"
 for _ in $(seq 240); do
-  [ "$(wc -l < "$work/runs/preempted/metrics.jsonl" 2> /dev/null || echo 0)" -ge 20 ] && break
+  [ "$(lines "$work/runs/preempted/metrics.jsonl")" -ge 20 ] && break
   sleep 0.5
 done
-[ "$(wc -l < "$work/runs/preempted/metrics.jsonl")" -ge 20 ] || fail "job $job made no progress: $(cat "$work/preempted.out")"
+[ "$(lines "$work/runs/preempted/metrics.jsonl")" -ge 20 ] || fail "job $job made no progress: $(cat "$work/preempted.out")"
 scancel --signal=TERM "$job"
 read -r state code <<< "$(await_end "$job" 0)"
 show "$work/preempted.out"
@@ -153,7 +157,7 @@ say "2. job $job got SIGTERM: every rank exited 0 (job COMPLETED, exit 0:0), che
 scontrol requeue "$job"
 scontrol update jobid="$job" starttime=now 2> /dev/null || true # a requeued job may otherwise wait a while
 read -r state code <<< "$(await_end "$job" 1)"
-show "$work/preempted.out"
+show "$work/preempted.out" "restart 1:"
 [ "$state $code" = "COMPLETED 0:0" ] || fail "requeued job $job ended $state, exit $code"
 grep -q "resuming from .*step_$(printf '%08d' "$stopped") after step $stopped" "$work/preempted.out" \
   || fail "requeued job $job did not resume from step $stopped"
