@@ -8,14 +8,15 @@ import java.util.Random;
  * weights 1 and every bias 0. Padded vocabulary rows start at zero. {@link Random} is specified
  * exactly by the JDK, so a seed gives the same parameters on every machine.
  */
-final class GptInit {
+public final class GptInit {
 
     private static final double STD = 0.02;
 
     private GptInit() {
     }
 
-    static float[] parameters(ParameterLayout layout, long seed) {
+    /** The initial weights of a model of {@code layout} from {@code seed}, in layout order. */
+    public static float[] parameters(ParameterLayout layout, long seed) {
         GptConfig config = layout.config();
         float[] params = new float[Math.toIntExact(layout.totalSize())];
         Random random = new Random(seed);
