@@ -110,18 +110,21 @@ public final class BenchTrainCommand implements Callable<Integer>, AnvilSubcomma
         String dtype = compute.dtype().toString().toLowerCase(Locale.ROOT);
         Peak fixedPeak = peakTflops == null ? null : Peak.parse(peakTflops, dtype);
         String fingerprint = "anvil bench-train " + Version.current() + "; " + settings;
-        try (Backend backend = compute.open(rendezvous.map(RendezvousConfig::localRank).orElse(0));
-             Communicator comm = rendezvous.map(r -> distributed.connect(r, fingerprint, env)).orElse(null)) {
+        try (Backend backend = compute.open(rendezvous.map(RendezvousConfig::localRank).orElse(0))) {
             out.printf("bench-train: %s on %s, %s, B=%d T=%d%s, %d warmup + %d measured steps%n", preset,
                     backend.description(), dtype, settings.batchSize(), settings.seqLen(),
                     worldSize > 1 ? ", " + worldSize + " data-parallel ranks" + (zero == 1 ? " (ZeRO-1)" : "") : "",
                     warmup, steps);
             // The CPU backend keeps its buffers on the heap; a GPU backend would report its device memory here.
             MemoryProbe memory = new MemoryProbe(OptionalLong::empty);
-            TrainBenchmark.Measurement m = TrainBenchmark.run(backend, settings, comm, memory,
-                    new ProgressLine(out, leader && ProgressLine.stdoutIsTerminal(), 5));
-            if (comm != null) {
-                comm.barrier(); // every rank has finished its last step before any leaves
+            TrainBenchmark.Measurement m;
+            // Closed before reporting, so no rank outlives the others' connections to it.
+            try (Communicator comm = rendezvous.map(r -> distributed.connect(r, fingerprint, env)).orElse(null)) {
+                m = TrainBenchmark.run(backend, settings, comm, memory,
+                        new ProgressLine(out, leader && ProgressLine.stdoutIsTerminal(), 5));
+                if (comm != null) {
+                    comm.barrier(); // every rank has finished its last step before any leaves
+                }
             }
             if (!leader) {
                 return 0;

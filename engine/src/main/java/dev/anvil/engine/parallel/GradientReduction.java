@@ -13,4 +13,15 @@ public interface GradientReduction extends GptModel.GradientListener {
 
     /** Waits for every region of this backward pass; afterwards the reduced gradients are in place. */
     void finish();
+
+    /**
+     * Checks that region {@code [offset, offset + length)} adjoins the finished suffix starting at
+     * {@code readyStart}, as {@link GptModel.GradientListener} promises.
+     */
+    static void requireAdjoining(long offset, long length, long readyStart) {
+        if (offset + length != readyStart) {
+            throw new IllegalStateException("gradient regions must arrive from the end of the buffer to its start: got ["
+                    + offset + ", " + (offset + length) + ") after " + readyStart);
+        }
+    }
 }

@@ -83,10 +83,7 @@ public final class GradientSync implements GradientReduction, AutoCloseable {
 
     @Override
     public void ready(long offset, long length) {
-        if (offset + length != readyStart) {
-            throw new IllegalStateException("gradient regions must arrive from the end of the buffer to its start: got ["
-                    + offset + ", " + (offset + length) + ") after " + readyStart);
-        }
+        GradientReduction.requireAdjoining(offset, length, readyStart);
         readyStart = offset;
         if (readyEnd - readyStart >= bucketElements || readyStart == 0) {
             launch(readyStart, readyEnd - readyStart);

@@ -91,10 +91,7 @@ public final class ShardedGradientSync implements GradientReduction, AutoCloseab
 
     @Override
     public void ready(long offset, long length) {
-        if (offset + length != readyStart) {
-            throw new IllegalStateException("gradient regions must arrive from the end of the buffer to its start: got ["
-                    + offset + ", " + (offset + length) + ") after " + readyStart);
-        }
+        GradientReduction.requireAdjoining(offset, length, readyStart);
         readyStart = offset;
         List<Bucket> buckets = plan.buckets();
         while (launched < buckets.size() && buckets.get(launched).offset() >= readyStart) {

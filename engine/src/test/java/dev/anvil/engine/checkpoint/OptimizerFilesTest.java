@@ -103,20 +103,23 @@ class OptimizerFilesTest {
         assertTrue(e.getMessage().contains("optimizer-00001-of-00002.safetensors is missing"), e.getMessage());
     }
 
-    @Test
-    void anIndexWhoseRunsOverlapOrLeaveGapsIsRejected() throws IOException {
+    /** Two ranks' state whose index has {@code regex} replaced must be refused, saying {@code problem}. */
+    private void assertEditedIndexIsRejected(String regex, String replacement, String problem) throws IOException {
         writeSharded(2, false);
         Path index = dir.resolve(OptimizerFiles.INDEX);
         String text = Files.readString(index, StandardCharsets.UTF_8);
-        // Rank 0's first run [0, 128) shrinks to [1, 128): its file holds one value more than its runs.
-        Files.writeString(index, text.replaceFirst("\\[0,128]", "[1,127]"), StandardCharsets.UTF_8);
+        Files.writeString(index, text.replaceFirst(regex, replacement), StandardCharsets.UTF_8);
         CheckpointException e = assertThrows(CheckpointException.class, () -> OptimizerFiles.open(dir, N));
-        assertTrue(e.getMessage().contains("optimizer-00000-of-00002.safetensors should hold 498 F32 values of exp_avg, holds 499"), e.getMessage());
+        assertTrue(e.getMessage().contains(problem), e.getMessage());
+    }
 
-        // Its first run starts one element late instead: parameter 0 belongs to no file.
-        Files.writeString(index, text.replaceFirst("\\[0,128]", "[1,128]"), StandardCharsets.UTF_8);
-        e = assertThrows(CheckpointException.class, () -> OptimizerFiles.open(dir, N));
-        assertTrue(e.getMessage().contains("leave a gap at parameter 0"), e.getMessage());
+    @Test
+    void anIndexWhoseRunsDisagreeWithTheFilesOrLeaveGapsIsRejected() throws IOException {
+        // Rank 0's first run [0, 128) shrinks to [1, 128): its file holds one value more than its runs.
+        assertEditedIndexIsRejected("\\[0,128]", "[1,127]",
+                "optimizer-00000-of-00002.safetensors should hold 498 F32 values of exp_avg, holds 499");
+        // It starts one element late instead: parameter 0 belongs to no file.
+        assertEditedIndexIsRejected("\\[0,128]", "[1,128]", "leave a gap at parameter 0");
     }
 
     @Test
@@ -128,12 +131,7 @@ class OptimizerFilesTest {
 
     @Test
     void anIndexNamingAFileOutsideTheCheckpointIsRejected() throws IOException {
-        writeSharded(2, false);
-        Path index = dir.resolve(OptimizerFiles.INDEX);
-        String text = Files.readString(index, StandardCharsets.UTF_8);
-        Files.writeString(index, text.replace("optimizer-00001-of-00002.safetensors", "../x.safetensors"),
-                StandardCharsets.UTF_8);
-        CheckpointException e = assertThrows(CheckpointException.class, () -> OptimizerFiles.open(dir, N));
-        assertTrue(e.getMessage().contains("names an optimizer shard badly"), e.getMessage());
+        assertEditedIndexIsRejected("optimizer-00001-of-00002\\.safetensors", "../x.safetensors",
+                "names an optimizer shard badly");
     }
 }
