@@ -118,12 +118,12 @@ public final class BenchTrainCommand implements Callable<Integer>, AnvilSubcomma
             // The CPU backend keeps its buffers on the heap; a GPU backend would report its device memory here.
             MemoryProbe memory = new MemoryProbe(OptionalLong::empty);
             TrainBenchmark.Measurement m;
-            // Closed before reporting, so no rank outlives the others' connections to it.
             try (Communicator comm = rendezvous.map(r -> distributed.connect(r, fingerprint, env)).orElse(null)) {
+                // In a log, one line per step: a run cut short by a time limit still shows how far it got.
                 m = TrainBenchmark.run(backend, settings, comm, memory,
-                        new ProgressLine(out, leader && ProgressLine.stdoutIsTerminal(), 5));
+                        new ProgressLine(out, ProgressLine.stdoutIsTerminal(), 0));
                 if (comm != null) {
-                    comm.barrier(); // every rank has finished its last step before any leaves
+                    comm.finish(); // every rank finished its last step: none mistakes the others leaving for a lost rank
                 }
             }
             if (!leader) {

@@ -87,7 +87,9 @@ final class TrainBenchmark {
              OptimizerSetup setup = new OptimizerSetup(backend, model, ADAMW, comm, sharded)) {
             Optimizer optimizer = setup.optimizer();
             GradientReduction sync = setup.sync();
+            long init = System.nanoTime();
             setup.initialize(s.seed());
+            progress.println(String.format(Locale.ROOT, "weights initialised in %.1f s", (System.nanoTime() - init) / 1e9));
             model.zeroGradients();
             for (int i = 0; i < s.warmup() + s.steps(); i++) {
                 if (i == s.warmup()) {

@@ -5,7 +5,10 @@ import dev.anvil.engine.train.RankMemory;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -71,7 +74,18 @@ class BenchTrainCommandTest {
 
     @Test
     void aZeroStageOtherThanZeroOrOneIsRefused() {
-        assertEquals(1, AnvilMain.run("bench-train", "--zero", "2"));
+        PrintStream stderr = System.err;
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        int rc;
+        try {
+            System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
+            rc = AnvilMain.run("bench-train", "--zero", "2");
+        } finally {
+            System.setErr(stderr);
+        }
+        assertEquals(1, rc);
+        assertEquals("anvil bench-train: error: --zero must be 0 or 1, got 2" + System.lineSeparator(),
+                err.toString(StandardCharsets.UTF_8));
     }
 
     /** Runs {@code bin/launch --nproc-per-node 2 -- bench-train ...} in child JVMs; returns rank 0's result. */

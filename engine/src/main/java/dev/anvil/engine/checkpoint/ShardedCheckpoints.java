@@ -73,6 +73,9 @@ public final class ShardedCheckpoints implements AutoCloseable {
         finishWriting(true);
         int step = snapshot.state().step();
         boolean leader = comm.rank() == 0;
+        if (leader) {
+            writer.awaitPending(); // the previous checkpoint is in place before begin() clears what crashes leave
+        }
         Path partial = leader ? checkpointer.begin(step) : checkpointer.partialFor(step);
         comm.barrier(); // the directory exists, empty, before any rank writes into it
         writer.submit(() -> {
@@ -83,6 +86,7 @@ public final class ShardedCheckpoints implements AutoCloseable {
                         snapshot.master() != null);
             }
             OptimizerFiles.writeShard(partial, comm.rank(), comm.worldSize(), snapshot.moments(), snapshot.master());
+            Checkpointer.haltIfAsked("optimizer", step);
             return partial;
         });
         unfinished = step;

@@ -23,9 +23,10 @@ import java.util.function.Consumer;
  *
  * <p>Data-parallel: each rank computes its own batches; the last micro-batch's backward pass
  * averages the gradients across ranks in overlapping buckets ({@link GradientReduction}), so every
- * rank makes the same update (or, with a sharded optimizer, its shard of it). The ranks agree on the mean loss and on stopping after each step, so a
- * signal that reaches one rank stops all of them at the same step. Only the leader should be given
- * checkpoints, metrics and progress.
+ * rank makes the same update (or, with a sharded optimizer, its shard of it). The ranks agree on the
+ * mean loss and on stopping after each step, so a signal that reaches one rank stops all of them at
+ * the same step. Only the leader should be given metrics and progress, and checkpoints unless every
+ * rank writes a part of them (sharded optimizer state).
  */
 public final class Trainer {
 

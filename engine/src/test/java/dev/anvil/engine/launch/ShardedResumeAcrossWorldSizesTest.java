@@ -1,6 +1,7 @@
 package dev.anvil.engine.launch;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.anvil.engine.cli.Cli;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -44,13 +45,10 @@ class ShardedResumeAcrossWorldSizesTest {
         return args;
     }
 
-    private static List<String> launch(int ranks, List<String> command) {
+    /** Runs {@code args} under the launcher, in child JVMs; returns what they printed. */
+    private String launch(String name, int ranks, List<String> command) throws Exception {
         List<String> args = new ArrayList<>(List.of("launch", "--nproc-per-node", Integer.toString(ranks), "--"));
         args.addAll(command);
-        return args;
-    }
-
-    private String run(String name, List<String> args) throws Exception {
         Path log = dir.resolve(name + ".log");
         int exit = Jvm.await(Jvm.start(log, Map.of(), args), 150, log);
         String output = Files.readString(log);
@@ -58,25 +56,32 @@ class ShardedResumeAcrossWorldSizesTest {
         return output;
     }
 
+    /** Runs one rank in this JVM (saving the start of two more); returns what it printed. */
+    private static String inProcess(List<String> args) {
+        Cli.Run run = Cli.run(args.toArray(String[]::new));
+        assertEquals(0, run.exit(), run.transcript());
+        return run.out();
+    }
+
     @Test
     void aShardedCheckpointResumesOnTwiceAndThenOnAQuarterOfTheRanksWithTheUninterruptedLosses() throws Exception {
-        run("reference", train(4, STEPS, "reference"));
+        inProcess(train(4, STEPS, "reference"));
         List<JsonNode> expected = Jvm.metrics(dir.resolve("reference.jsonl"));
         assertEquals(STEPS, expected.size());
 
-        run("two", launch(2, train(2, 2, "resharded", "--zero", "1")));
+        launch("two", 2, train(2, 2, "resharded", "--zero", "1"));
         Path two = dir.resolve("resharded/step_00000002");
         assertTrue(Files.exists(two.resolve("optimizer.index.json")), "a sharded checkpoint has an index");
         assertTrue(Files.exists(two.resolve("optimizer-00001-of-00002.safetensors")), "and a file per rank");
         assertFalse(Files.exists(two.resolve("optimizer.safetensors")), "and no whole optimizer state");
 
-        String four = run("four", launch(4, train(1, 4, "resharded", "--zero", "1", "--resume")));
+        String four = launch("four", 4, train(1, 4, "resharded", "--zero", "1", "--resume"));
         assertTrue(four.contains("resuming from " + two + " after step 2"), four);
         assertTrue(four.contains("optimizer state sharded (ZeRO-1)"), four);
         assertTrue(four.matches("(?s).*memory per rank: parameters .*, optimizer state .*"), four);
         assertTrue(Files.exists(dir.resolve("resharded/step_00000004/optimizer-00003-of-00004.safetensors")));
 
-        String one = run("one", train(4, STEPS, "resharded", "--resume"));
+        String one = inProcess(train(4, STEPS, "resharded", "--resume"));
         assertTrue(one.contains("resuming from " + dir.resolve("resharded/step_00000004") + " after step 4"), one);
 
         List<JsonNode> lines = Jvm.metrics(dir.resolve("resharded.jsonl"));
