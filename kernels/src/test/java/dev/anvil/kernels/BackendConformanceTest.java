@@ -657,9 +657,12 @@ public abstract class BackendConformanceTest {
         }
     }
 
-    /** Head sizes 16 and 8, t not a multiple of 8, a single position, and a longer sequence. */
+    /**
+     * Head sizes 16 and 8, t not a multiple of 8, a single position, a longer sequence, and one
+     * long enough to cross a backend's blocks of queries (the CPU's are 96).
+     */
     private static final int[][] ATTENTION_SHAPES = {{2, 7, 32, 2}, {1, 13, 24, 3}, {2, 1, 16, 2}, {1, 70, 64, 4},
-            {3, 9, 8, 1}};
+            {3, 9, 8, 1}, {1, 203, 32, 2}};
 
     @Test
     void attentionForwardMatchesReferenceAndSavesRowLogSumExp() {
