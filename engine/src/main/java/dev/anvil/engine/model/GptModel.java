@@ -179,7 +179,10 @@ public final class GptModel implements AutoCloseable {
 
     /**
      * Forward pass of a training step: returns the mean cross-entropy over the {@code b·t}
-     * positions and prepares {@link #backward()} to add the gradient of that mean.
+     * positions and prepares {@link #backward()} to add the gradient of that mean. The LM head's
+     * part of the gradient (into the token embedding) is added here already, with the loss, so
+     * that the logits never exist for all positions at once: follow every training forward with
+     * {@link #backward()} before the gradients are read.
      */
     public float forward(int[] inputs, int[] targets, int b, int t) {
         return forward(inputs, targets, b, t, 1f);
@@ -213,7 +216,7 @@ public final class GptModel implements AutoCloseable {
         int vp = config.paddedVocabSize();
         float[][] out = new float[b][config.vocabSize()];
         for (int row = 0; row < b; row++) {
-            download(acts.logits.slice(((long) row * t + t - 1) * vp, config.vocabSize()), out[row]);
+            download(acts.logits.slice((long) row * vp, config.vocabSize()), out[row]);
         }
         return out;
     }
@@ -229,15 +232,26 @@ public final class GptModel implements AutoCloseable {
         lastB = b;
         lastT = t;
         int n = b * t;
+        int c = config.channels();
         backend.upload(acts.tokens.slice(0, n), MemorySegment.ofArray(inputs).asSlice(0, 4L * n));
         forwardTrunk(b, t);
-        backend.matmulForward(acts.logits, acts.lnf, w.wte(), null, n, config.channels(), config.paddedVocabSize());
         if (targets == null) {
+            // The last position of each sequence only: that is all sampling reads.
+            int vp = config.paddedVocabSize();
+            for (int row = 0; row < b; row++) {
+                backend.matmulForward(acts.logits.slice((long) row * vp, vp), acts.lnf.slice(((long) row * t + t - 1) * c, c),
+                        w.wte(), null, 1, c, vp);
+            }
             return Float.NaN;
         }
         backend.upload(acts.targets.slice(0, n), MemorySegment.ofArray(targets).asSlice(0, 4L * n));
-        backend.softmaxCrossEntropy(acts.losses, acts.logits, acts.targets, n, config.vocabSize(),
-                config.paddedVocabSize(), gradScale);
+        // Training: the LM head's gradient is taken with the loss, dlnf kept for backward().
+        Buffer dlnf = training ? acts.scratch.dln() : null;
+        if (training) {
+            backend.zero(dlnf);
+        }
+        backend.lmHeadCrossEntropy(acts.losses, dlnf, training ? g.wte() : null, acts.lnf, w.wte(), acts.targets,
+                acts.logits, n, c, config.vocabSize(), config.paddedVocabSize(), gradScale);
         return meanLoss(n);
     }
 
@@ -324,9 +338,7 @@ public final class GptModel implements AutoCloseable {
         int n = b * t;
         int c = config.channels();
         Activations.Scratch s = acts.scratch;
-        // LM head: the fused cross-entropy left dL/dlogits in the logits buffer.
-        backend.zero(s.dln());
-        backend.matmulBackward(s.dln(), g.wte(), null, acts.logits, acts.lnf, w.wte(), n, c, config.paddedVocabSize());
+        // The LM head's share ran with the loss in forward(): dlnf waits in dln, wte's gradient is added.
         backend.zero(s.dresidual());
         backend.layerNormBackward(s.dresidual(), g.lnfw(), g.lnfb(), s.dln(), acts.residualInto(config.numLayers()),
                 w.lnfw(), acts.lnfMean, acts.lnfRstd, n, c);
