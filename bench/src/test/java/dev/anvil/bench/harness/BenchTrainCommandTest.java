@@ -32,7 +32,7 @@ class BenchTrainCommandTest {
         assertEquals(256, r.tokensPerStep());
         assertTrue(r.tokensPerS().min() > 0 && r.tokensPerS().min() <= r.tokensPerS().median()
                 && r.tokensPerS().median() <= r.tokensPerS().max(), r.tokensPerS().toString());
-        assertEquals(List.of("data", "forward", "backward", "communication", "optimizer"), List.copyOf(r.phaseMs().keySet()));
+        assertEquals(List.of("data", "forward", "lm_head", "backward", "communication", "optimizer"), List.copyOf(r.phaseMs().keySet()));
         assertEquals(0.0, r.phaseMs().get("communication"));
         assertEquals(870_912, r.flopsPerToken());
         assertTrue(r.mfu() > 0 && r.peakSource().startsWith("measured CPU matmul peak"), r.peakSource());
