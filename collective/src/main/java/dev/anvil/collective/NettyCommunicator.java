@@ -286,6 +286,14 @@ public final class NettyCommunicator implements Communicator, ControlListener {
     }
 
     @Override
+    public void finish() {
+        // Quiesce before the barrier: a rank that completes it first may leave while this one still awaits its last
+        // slice, which is already on the wire.
+        quiesce();
+        barrier();
+    }
+
+    @Override
     public void close() {
         if (closed) {
             return;
@@ -309,13 +317,13 @@ public final class NettyCommunicator implements Communicator, ControlListener {
     @Override
     public void onAbort(int lostRank, String reason) {
         String address = lostRank >= 0 && lostRank < worldSize() ? addressOf(lostRank) : "unknown";
-        engine.fail(new PeerLostException(lostRank, address, reason));
+        engine.peerGone(new PeerLostException(lostRank, address, reason));
     }
 
     @Override
     public void onCoordinatorLost(String reason) {
         if (!closed) {
-            engine.fail(new PeerLostException(0, config.masterHost() + ":" + config.masterPort(), reason
+            engine.peerGone(new PeerLostException(0, config.masterHost() + ":" + config.masterPort(), reason
                     + " (rank 0 runs the coordinator)"));
         }
     }

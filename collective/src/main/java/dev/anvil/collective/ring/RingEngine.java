@@ -61,6 +61,7 @@ public final class RingEngine implements RingOp.Sender {
     private long postedUpTo = -1;
     private volatile CollectiveException failure;
     private volatile boolean closing;
+    private CollectiveException departure;
     private ScheduledFuture<?> watchdog;
 
     /**
@@ -171,6 +172,24 @@ public final class RingEngine implements RingOp.Sender {
         closing = true;
     }
 
+    /**
+     * A neighbour's connection closed, or the coordinator reported a rank gone; callable from any thread. Breaks the
+     * ring at once, unless the job is shutting down ({@link #quiesce}) and collectives are pending: a rank leaves
+     * only after its last collective completed, so whatever they still need from it has already arrived or is in
+     * flight. They complete first, then the ring closes; the watchdog still bounds the wait.
+     */
+    public void peerGone(CollectiveException cause) {
+        onLoop(() -> {
+            if (closing && !ops.isEmpty()) {
+                if (departure == null) {
+                    departure = cause;
+                }
+            } else {
+                failOnLoop(cause);
+            }
+        });
+    }
+
     /** Closes the ring; pending ops fail and neighbours see this rank as lost. */
     public void close() {
         closing = true;
@@ -272,6 +291,9 @@ public final class RingEngine implements RingOp.Sender {
             RingOp op = ops.poll();
             bySeq.remove(op.seq);
             op.future.complete(null);
+        }
+        if (departure != null && ops.isEmpty()) {
+            failOnLoop(departure);
         }
     }
 
@@ -405,14 +427,18 @@ public final class RingEngine implements RingOp.Sender {
 
         @Override
         public void channelInactive(ChannelHandlerContext ctx) {
-            onLoop(() -> failOnLoop(lost(isLeft, "connection closed (process died or closed its communicator)")));
+            peerGone(lost(isLeft, "connection closed (process died or closed its communicator)"));
         }
 
         @Override
         public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
             String why = cause.getCause() != null && cause instanceof io.netty.handler.codec.DecoderException
                     ? cause.getCause().getMessage() : cause.toString();
-            onLoop(() -> failOnLoop(lost(isLeft, why)));
+            if (cause instanceof java.io.IOException) {
+                peerGone(lost(isLeft, why)); // a reset connection: the peer went away, like channelInactive
+            } else {
+                onLoop(() -> failOnLoop(lost(isLeft, why)));
+            }
             ctx.close();
         }
     }

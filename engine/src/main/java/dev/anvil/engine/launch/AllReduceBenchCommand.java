@@ -76,6 +76,10 @@ public final class AllReduceBenchCommand implements Callable<Integer> {
         /** The mean of {@code seconds} over all ranks of the job. */
         double mean(double seconds);
 
+        /** Ends the job normally, so no rank reports the others leaving as lost (see {@code Communicator#finish}). */
+        default void finish() {
+        }
+
         @Override
         void close();
     }
@@ -127,6 +131,7 @@ public final class AllReduceBenchCommand implements Callable<Integer> {
                             bytes / type.byteSize(), seconds * 1e3, algbw, busbw);
                 }
             }
+            ranks.finish();
         }
         return 0;
     }
@@ -294,6 +299,11 @@ public final class AllReduceBenchCommand implements Callable<Integer> {
             float[] value = {(float) seconds};
             comm.allReduce(MemorySegment.ofArray(value), ElementType.FLOAT32, ReduceOp.MEAN);
             return value[0];
+        }
+
+        @Override
+        public void finish() {
+            comm.finish();
         }
 
         @Override

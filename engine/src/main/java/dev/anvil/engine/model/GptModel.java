@@ -7,6 +7,7 @@ import dev.anvil.kernels.DType;
 
 import java.lang.foreign.MemorySegment;
 import java.util.Objects;
+import java.util.stream.IntStream;
 
 /**
  * A GPT-2 model on a backend: its parameters and gradients (each one contiguous buffer, cut into
@@ -23,6 +24,9 @@ import java.util.Objects;
  * optimizer updates them, and the bf16 parameters are their rounding, which the passes compute with.
  */
 public final class GptModel implements AutoCloseable {
+
+    /** Values per bf16 upload slice (32 MB of bits), and per parallel task rounding them. */
+    private static final int BF16_SLICE = 1 << 24, BF16_ROUNDING_CHUNK = 1 << 16;
 
     private final Backend backend;
     private final GptConfig config;
@@ -57,6 +61,17 @@ public final class GptModel implements AutoCloseable {
      * @throws UnsupportedOperationException if the backend cannot hold {@code dtype}
      */
     public GptModel(Backend backend, GptConfig config, DType dtype) {
+        this(backend, config, dtype, true);
+    }
+
+    /**
+     * {@link #GptModel(Backend, GptConfig, DType)}, choosing whether a BF16 model keeps fp32 master
+     * weights: a sharded optimizer ({@link dev.anvil.engine.zero.ShardedOptimizer}) keeps only its
+     * shard of them, so the model keeps none and its weights are the bf16 parameters.
+     *
+     * @param masterWeights whether a BF16 model allocates master weights; ignored for FP32
+     */
+    public GptModel(Backend backend, GptConfig config, DType dtype, boolean masterWeights) {
         this.backend = Objects.requireNonNull(backend, "backend");
         this.config = Objects.requireNonNull(config, "config");
         if (dtype != DType.FP32 && dtype != DType.BF16) {
@@ -65,7 +80,7 @@ public final class GptModel implements AutoCloseable {
         this.dtype = dtype;
         this.layout = ParameterLayout.of(config);
         this.params = backend.allocate(dtype, layout.totalSize());
-        this.master = dtype == DType.BF16 ? backend.allocate(DType.FP32, layout.totalSize()) : null;
+        this.master = dtype == DType.BF16 && masterWeights ? backend.allocate(DType.FP32, layout.totalSize()) : null;
         this.grads = backend.allocate(dtype, layout.totalSize());
         this.w = ModelTensors.slice(params, layout);
         this.g = ModelTensors.slice(grads, layout);
@@ -96,7 +111,8 @@ public final class GptModel implements AutoCloseable {
     /**
      * The FP32 master weights of a BF16 model, laid out like {@link #parameters()}, which hold their
      * bf16 rounding: the optimizer updates these ({@link dev.anvil.kernels.OptimizerOps#adamw}'s
-     * {@code master}) and rounds them into the parameters. {@code null} for an FP32 model.
+     * {@code master}) and rounds them into the parameters. {@code null} for an FP32 model, and for a
+     * BF16 one made without them.
      */
     public Buffer masterWeights() {
         return master;
@@ -126,7 +142,8 @@ public final class GptModel implements AutoCloseable {
 
     /**
      * A host copy of the model's weights in layout order: the parameters of an FP32 model, the
-     * master weights of a BF16 one (so a checkpoint of them resumes exactly).
+     * master weights of a BF16 one (so a checkpoint of them resumes exactly), or its parameters,
+     * widened, if it has none.
      */
     public float[] readParameters() {
         float[] host = new float[Math.toIntExact(layout.totalSize())];
@@ -141,14 +158,23 @@ public final class GptModel implements AutoCloseable {
         return host;
     }
 
-    /** Uploads {@code host} into a buffer of FP32 or BF16 (rounded to nearest even). */
+    /**
+     * Uploads {@code host} into a buffer of FP32 or BF16 (rounded to nearest even). BF16 goes in
+     * slices of {@value #BF16_SLICE} values, rounded in parallel: a bf16 copy of gpt-1.3b's weights
+     * at once would take 2.6 GB more heap.
+     */
     private void upload(Buffer dst, float[] host) {
         if (dst.dtype() == DType.BF16) {
-            short[] bits = new short[host.length];
-            for (int i = 0; i < host.length; i++) {
-                bits[i] = BFloat16.fromFloat(host[i]);
+            short[] bits = new short[Math.min(host.length, BF16_SLICE)];
+            for (int start = 0; start < host.length; start += bits.length) {
+                int from = start, n = Math.min(bits.length, host.length - start);
+                IntStream.range(0, (n + BF16_ROUNDING_CHUNK - 1) / BF16_ROUNDING_CHUNK).parallel().forEach(k -> {
+                    for (int i = k * BF16_ROUNDING_CHUNK, end = Math.min(n, i + BF16_ROUNDING_CHUNK); i < end; i++) {
+                        bits[i] = BFloat16.fromFloat(host[from + i]);
+                    }
+                });
+                backend.upload(dst.slice(from, n), MemorySegment.ofArray(bits).asSlice(0, 2L * n));
             }
-            backend.upload(dst, MemorySegment.ofArray(bits));
         } else {
             backend.upload(dst, MemorySegment.ofArray(host));
         }
@@ -172,6 +198,20 @@ public final class GptModel implements AutoCloseable {
             throw new IllegalArgumentException("expected " + layout.totalSize() + " parameters for " + config
                     + ", got " + length);
         }
+    }
+
+    /**
+     * Bytes this model holds on its backend: parameters, master weights, gradients, and the
+     * activations of the largest batch run so far (none before the first forward pass).
+     */
+    public Memory memory() {
+        long elements = layout.totalSize();
+        return new Memory(elements * dtype.bytes(), master == null ? 0 : elements * DType.FP32.bytes(),
+                elements * dtype.bytes(), acts == null ? 0 : acts.bytes());
+    }
+
+    /** What {@link #memory()} reports, in bytes. */
+    public record Memory(long parameters, long masterWeights, long gradients, long activations) {
     }
 
     /** Sets every gradient to zero. */
