@@ -125,7 +125,7 @@ def anvil_gflops(shapes, threads, java):
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         result = f.name
     cmd = [java, "-jar", JAR, "MatmulBenchmark", "-p", "shape=" + ",".join(shapes), "-f", "1", "-wi", "3", "-w", "1",
-           "-i", "5", "-r", "1", "-jvmArgsAppend", "-XX:ActiveProcessorCount=%d" % threads, "-rf", "json", "-rff", result]
+           "-i", "5", "-r", "1", "-p", "threads=%d" % threads, "-rf", "json", "-rff", result]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     with open(result) as f:
         runs = json.load(f)

@@ -4,6 +4,7 @@ import dev.anvil.kernels.Buffer;
 import dev.anvil.kernels.DType;
 import dev.anvil.bench.harness.RandomBuffers;
 import dev.anvil.kernels.Backend;
+import dev.anvil.kernels.cpu.CpuBackend;
 import org.openjdk.jmh.annotations.AuxCounters;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
@@ -52,6 +53,10 @@ public class MatmulBenchmark {
     @Param({"cpu"})
     public String backendName;
 
+    /** CPU threads, {@code 0} for every core (a JVM told {@code -XX:ActiveProcessorCount} runs the kernels far slower). */
+    @Param({"0"})
+    public int threads;
+
     private Backend backend;
     private Buffer inp, weight, bias, out, dout, dinp, dweight, dbias;
     private int n, c, oc;
@@ -76,7 +81,7 @@ public class MatmulBenchmark {
         c = Integer.parseInt(dims[1]);
         oc = Integer.parseInt(dims[2]);
         gflopPerProduct = 2.0 * n * c * oc / 1e9;
-        backend = Backends.open(backendName);
+        backend = backendName.equals("cpu") && threads > 0 ? new CpuBackend(threads) : Backends.open(backendName);
         Random rnd = new Random(1);
         inp = random(rnd, (long) n * c);
         weight = random(rnd, (long) oc * c);
