@@ -657,9 +657,13 @@ public abstract class BackendConformanceTest {
         }
     }
 
-    /** Head sizes 16 and 8, t not a multiple of 8, a single position, and a longer sequence. */
+    /**
+     * Head sizes 16 and 8, t not a multiple of 8, a single position, a longer sequence, and head
+     * sizes 64 and 128 over more than one 64-row tile, ending mid-tile (where a GPU backend uses
+     * its tensor-core kernels).
+     */
     private static final int[][] ATTENTION_SHAPES = {{2, 7, 32, 2}, {1, 13, 24, 3}, {2, 1, 16, 2}, {1, 70, 64, 4},
-            {3, 9, 8, 1}};
+            {3, 9, 8, 1}, {1, 67, 128, 2}, {2, 70, 256, 2}};
 
     @Test
     void attentionForwardMatchesReferenceAndSavesRowLogSumExp() {
@@ -689,14 +693,16 @@ public abstract class BackendConformanceTest {
 
     @Test
     void attentionBackwardAccumulatesIntoPrefilledGradients() {
-        AttentionCase a = new AttentionCase(110, 2, 7, 32, 2);
-        a.forward();
-        Tensor dout = floats(Host.toFloat(a.w));
-        Tensor dqkv = floats(gaussian(new Random(111), a.b * a.t * 3 * a.c, 1));
-        double[] ref = dqkv.values();
-        backend.attentionBackward(dqkv.buf, dout.buf, a.qkv.buf, a.out.buf, a.lse.buf, a.b, a.t, a.c, a.nh);
-        Reference64.attentionBackward(ref, dout.values(), a.qkv.values(), a.b, a.t, a.c, a.nh);
-        assertClose("attention dqkv", dqkv.read(), ref, tol().rtol());
+        for (int[] s : new int[][] {{2, 7, 32, 2}, {1, 67, 128, 2}}) {
+            AttentionCase a = new AttentionCase(110 + s[1], s[0], s[1], s[2], s[3]);
+            a.forward();
+            Tensor dout = floats(Host.toFloat(a.w));
+            Tensor dqkv = floats(gaussian(new Random(111), a.b * a.t * 3 * a.c, 1));
+            double[] ref = dqkv.values();
+            backend.attentionBackward(dqkv.buf, dout.buf, a.qkv.buf, a.out.buf, a.lse.buf, a.b, a.t, a.c, a.nh);
+            Reference64.attentionBackward(ref, dout.values(), a.qkv.values(), a.b, a.t, a.c, a.nh);
+            assertClose("attention dqkv " + a.shape(), dqkv.read(), ref, tol().rtol());
+        }
     }
 
     @Test

@@ -3,6 +3,7 @@ package dev.anvil.engine.cli;
 import dev.anvil.kernels.Backend;
 import dev.anvil.kernels.DType;
 import dev.anvil.kernels.cpu.CpuBackend;
+import dev.anvil.kernels.cuda.AttentionKernels;
 import dev.anvil.kernels.cuda.CudaBackend;
 import dev.anvil.kernels.cuda.CudaOptions;
 import dev.anvil.kernels.cuda.driver.Driver;
@@ -21,6 +22,11 @@ public final class BackendOptions {
             description = "fp32, or bf16 for mixed precision: bf16 weights, activations and gradients with fp32 "
                     + "master weights (emulated, for testing, on --backend cpu; default: ${DEFAULT-VALUE})")
     String dtype;
+
+    @Option(names = "--attention", defaultValue = "tc",
+            description = "CUDA attention kernels: tc (tensor cores, for bf16 with head size 64 or 128; FMA kernels "
+                    + "elsewhere) or fma (CUDA cores everywhere, the reference; default: ${DEFAULT-VALUE})")
+    String attention;
 
     @Option(names = "--threads", description = "CPU threads (default: all cores, shared among the node's ranks under a launcher)")
     Integer threads;
@@ -51,6 +57,7 @@ public final class BackendOptions {
      */
     public Backend open(int localRank) {
         DType type = dtype();
+        AttentionKernels kernels = attentionKernels();  // a bad value is refused whatever the backend
         if (threads != null && threads <= 0) {
             throw new IllegalArgumentException("--threads must be positive, got " + threads);
         }
@@ -65,8 +72,17 @@ public final class BackendOptions {
                         : cpuThreads(Runtime.getRuntime().availableProcessors(), System.getenv("LOCAL_WORLD_SIZE")));
             }
             case "cuda" -> CudaBackend.open(new CudaOptions(CudaBackend.isAvailable()
-                    ? cudaDevice(localRank, Driver.deviceCount()) : 0, false)); // else open says why not
+                    ? cudaDevice(localRank, Driver.deviceCount()) : 0, false, kernels)); // else open says why not
             default -> throw new IllegalArgumentException("--backend must be cpu or cuda, got '" + backend + "'");
+        };
+    }
+
+    /** {@code --attention} as the CUDA backend takes it. */
+    AttentionKernels attentionKernels() {
+        return switch (attention) {
+            case "tc" -> AttentionKernels.TC;
+            case "fma" -> AttentionKernels.FMA;
+            default -> throw new IllegalArgumentException("--attention must be tc or fma, got '" + attention + "'");
         };
     }
 

@@ -164,9 +164,6 @@ public final class CudaBackend implements Backend {
             enter();
             long total = Driver.memoryInfo()[1];
             int version = Driver.driverVersion();
-            description = String.format("cuda (%s, sm_%d%d, %d SMs, %.1f GiB, driver %d.%d%s)", name, major, minor,
-                    smCount, total / (double) (1L << 30), version / 1000, version % 1000 / 10,
-                    options.tf32() ? ", tf32 matmuls" : "");
             // Non-blocking: other libraries' work on the legacy default stream never stalls ours.
             stream = Driver.streamCreate(Driver.STREAM_NON_BLOCKING);
             kernels = new CudaKernels(arena);
@@ -177,16 +174,19 @@ public final class CudaBackend implements Backend {
             errorFlag = Driver.memAlloc(16);
             Driver.memsetD32Async(errorFlag, 0, 4, stream);
             ops = new OpContext(this, kernels, new KernelLauncher(arena, stream), scratch, errorFlag, smCount,
-                    10 * major + minor);
+                    Driver.deviceAttribute(device, Driver.ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN));
             CudaColumnSums sums = new CudaColumnSums(ops);
             encoder = new CudaEncoder(ops);
             layerNorm = new CudaLayerNorm(ops, sums);
-            matmul = new CudaMatmul(ops, gemm, sums);
-            attention = new CudaAttention(ops);
             gelu = new CudaGelu(ops);
+            matmul = new CudaMatmul(ops, gemm, sums);
+            attention = new CudaAttention(ops, options.attention(), stream);
             residual = new CudaResidual(ops);
             crossEntropy = new CudaCrossEntropy(ops);
             adamw = new CudaAdamW(ops);
+            description = String.format("cuda (%s, sm_%d%d, %d SMs, %.1f GiB, driver %d.%d%s, %s attention)", name,
+                    major, minor, smCount, total / (double) (1L << 30), version / 1000, version % 1000 / 10,
+                    options.tf32() ? ", tf32 matmuls" : "", attention.tensorCores() ? "tensor-core" : "FMA");
             errorHost = arena.allocate(16, 16);
         } catch (RuntimeException e) {
             close();

@@ -119,6 +119,19 @@ final class CudaKernels implements AutoCloseable {
         return functions.computeIfAbsent(name, n -> Driver.moduleGetFunction(module, n));
     }
 
+    /** The value of the module's {@code __device__ const int name} (one of {@link #constants()}); waits for {@code stream}. */
+    int constant(String name, MemorySegment stream) {
+        if (!constants().contains(name)) {
+            throw new IllegalStateException("constant " + name + " is not among the module's published constants");
+        }
+        return Driver.moduleGlobalInt(module, name, stream);
+    }
+
+    /** The {@code __device__ const int}s the kernels publish for the host: dynamic shared memory sizes. */
+    static List<String> constants() {
+        return CudaAttention.CONSTANTS;
+    }
+
     /** The fp32 and bf16 instances of {@code name}: {@code <name>_f32} and {@code <name>_bf16}. */
     Typed typed(String name) {
         return new Typed(function(name + "_f32"), function(name + "_bf16"));

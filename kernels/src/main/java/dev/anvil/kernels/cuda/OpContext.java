@@ -25,18 +25,18 @@ final class OpContext {
     /** Device address of the {code, position, value} error record kernels report bad inputs into. */
     final long errorFlag;
     final int smCount;
-    /** Compute capability times ten: 80 for sm_80, 90 for sm_90. */
-    final int computeCapability;
+    /** Shared memory a block may opt in to, in bytes. */
+    final int maxSharedBytes;
 
     OpContext(CudaBackend backend, CudaKernels kernels, KernelLauncher launcher, DeviceScratch scratch,
-              long errorFlag, int smCount, int computeCapability) {
+              long errorFlag, int smCount, int maxSharedBytes) {
         this.backend = backend;
         this.kernels = kernels;
         this.launcher = launcher;
         this.scratch = scratch;
         this.errorFlag = errorFlag;
         this.smCount = smCount;
-        this.computeCapability = computeCapability;
+        this.maxSharedBytes = maxSharedBytes;
     }
 
     /** Starts a launch of {@code kernel}: {@code launch(k).ptr(out).i32(n).launch(blocks, threads)}. */
