@@ -727,6 +727,94 @@ public abstract class BackendConformanceTest {
     }
 
     // =====================================================================================
+    // Fused ops: each against the float64 reference of the ops it composes
+    // =====================================================================================
+
+    @Test
+    void matmulGeluForwardIsTheProjectionThenGelu() {
+        for (int[] s : new int[][] {{13, 37, 29}, {33, 64, 128}}) {
+            MatmulCase m = new MatmulCase(140 + s[0], s[0], s[1], s[2]);
+            Tensor preact = floats(gaussian(new Random(141), m.n * m.oc, 1));
+            backend.matmulGeluForward(m.out.buf, preact.buf, m.inp.buf, m.weight.buf, m.bias.buf, m.n, m.c, m.oc);
+            double[] pre = m.referenceForward(m.inp.values(), m.weight.values(), m.bias.values());
+            double[] out = new double[pre.length];
+            Reference64.geluForward(out, pre, pre.length);
+            assertClose("fused preact " + m.shape(), preact.read(), pre, tol().rtol());
+            assertClose("fused gelu out " + m.shape(), m.out.read(), out, tol().rtol());
+        }
+    }
+
+    @Test
+    void matmulBackwardOverwritesParameterGradientsUnlessAccumulating() {
+        MatmulCase m = new MatmulCase(150, 33, 64, 40);
+        Random rnd = new Random(151);
+        Tensor dout = floats(Host.toFloat(m.w));
+        for (boolean accumulate : new boolean[] {false, true}) {
+            Tensor dinp = floats(gaussian(rnd, m.n * m.c, 1));
+            Tensor dw = floats(gaussian(rnd, m.oc * m.c, 1)), db = floats(gaussian(rnd, m.oc, 1));
+            double[] gx = dinp.values(), gw = accumulate ? dw.values() : new double[m.oc * m.c];
+            double[] gb = accumulate ? db.values() : new double[m.oc];
+            backend.matmulBackward(dinp.buf, dw.buf, db.buf, dout.buf, m.inp.buf, m.weight.buf, m.n, m.c, m.oc,
+                    accumulate);
+            Reference64.matmulBackward(gx, gw, gb, dout.values(), m.inp.values(), m.weight.values(), m.n, m.c, m.oc);
+            String how = accumulate ? " (accumulating)" : " (overwriting)";
+            assertClose("dinp" + how, dinp.read(), gx, tol().rtol());
+            assertClose("dweight" + how, dw.read(), gw, tol().rtol());
+            assertClose("dbias" + how, db.read(), gb, tol().rtol());
+        }
+    }
+
+    @Test
+    void matmulGeluBackwardWritesThePreactivationGradient() {
+        // the down-projection: inp = gelu(preact) [n, c] -> out [n, oc]
+        int n = 21, c = 64, oc = 24;
+        Random rnd = new Random(160);
+        Tensor preact = floats(gaussian(rnd, n * c, 1.5));
+        double[] act = new double[n * c];
+        Reference64.geluForward(act, preact.values(), n * c);
+        Tensor inp = floats(Host.toFloat(act));
+        Tensor weight = floats(gaussian(rnd, oc * c, 1 / Math.sqrt(c)));
+        Tensor dout = floats(gaussian(rnd, n * oc, 1));
+        for (boolean accumulate : new boolean[] {false, true}) {
+            Tensor dpreact = floats(gaussian(rnd, n * c, 100));  // garbage, to be overwritten
+            Tensor scratch = floats(gaussian(rnd, n * c, 100));
+            Tensor dw = floats(gaussian(rnd, oc * c, 1)), db = floats(gaussian(rnd, oc, 1));
+            double[] dinp = new double[n * c], gw = accumulate ? dw.values() : new double[oc * c];
+            double[] gb = accumulate ? db.values() : new double[oc];
+            backend.matmulGeluBackward(dpreact.buf, scratch.buf, dw.buf, db.buf, dout.buf, inp.buf, weight.buf,
+                    preact.buf, n, c, oc, accumulate);
+            Reference64.matmulBackward(dinp, gw, gb, dout.values(), inp.values(), weight.values(), n, c, oc);
+            double[] dpre = new double[n * c];
+            Reference64.geluBackward(dpre, preact.values(), dinp, n * c);
+            String how = accumulate ? " (accumulating)" : " (overwriting)";
+            assertClose("dpreact" + how, dpreact.read(), dpre, tol().rtol());
+            assertClose("dweight" + how, dw.read(), gw, tol().rtol());
+            assertClose("dbias" + how, db.read(), gb, tol().rtol());
+        }
+    }
+
+    @Test
+    void residualLayerNormForwardNormalisesTheStoredSum() {
+        int n = 19, c = 72;
+        Random rnd = new Random(170);
+        Tensor a = floats(gaussian(rnd, n * c, 1)), b = floats(gaussian(rnd, n * c, 1));
+        Tensor weight = floats(gaussian(rnd, c, 1)), bias = floats(gaussian(rnd, c, 1));
+        Tensor residual = floats(gaussian(rnd, n * c, 1)), out = floats(gaussian(rnd, n * c, 1));
+        Tensor mean = stats(new float[n]), rstd = stats(new float[n]);
+        backend.residualLayerNormForward(residual.buf, out.buf, mean.buf, rstd.buf, a.buf, b.buf, weight.buf, bias.buf,
+                n, c);
+        double[] sum = new double[n * c];
+        Reference64.residualForward(sum, a.values(), b.values(), n * c);
+        assertClose("residual", residual.read(), sum, tol().rtol());
+        // The LayerNorm reads the sum as stored: the reference takes the stored values.
+        double[] o = new double[n * c], mu = new double[n], rs = new double[n];
+        Reference64.layerNormForward(o, mu, rs, residual.values(), weight.values(), bias.values(), n, c);
+        assertClose("layernorm out", out.read(), o, tol().rtol());
+        assertClose("mean", mean.read(), mu, tolerances(statisticsType()).rtol());
+        assertClose("rstd", rstd.read(), rs, tolerances(statisticsType()).rtol());
+    }
+
+    // =====================================================================================
     // GELU and residual
     // =====================================================================================
 

@@ -8,6 +8,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.HashMap;
 import java.util.Map;
+import java.util.Optional;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
@@ -34,12 +35,32 @@ final class CublasLtGemm implements AutoCloseable {
     private final long workspace;
     private final int fp32Compute;
     private final Arena arena;
-    private final MemorySegment one, zero, biasPointer;
-    private final Map<Shape, Plan> plans = new HashMap<>();
+    private final MemorySegment one, zero, pointer;
+    /** Plans by shape; empty where cuBLASLt has no algorithm (an epilogue it does not offer for these types). */
+    private final Map<Shape, Optional<Plan>> plans = new HashMap<>();
+
+    /**
+     * What the GEMM does after the product: nothing ({@link #NONE}), or one of cuBLASLt's epilogues
+     * with the vectors it reads or writes.
+     *
+     * @param kind a {@code CublasLt.EPILOGUE_*}
+     * @param bias the bias ({@code BIAS}, {@code GELU_AUX_BIAS}: D's row count, D's type) or the bias
+     *             gradient it writes ({@code BGRADB}: D's column count, D's type); else {@code null}
+     * @param aux  GELU's input, D's shape and type, written by {@code GELU_AUX_BIAS} and read by
+     *             {@code DGELU}; else {@code null}
+     */
+    record Epilogue(int kind, CudaBuffer bias, CudaBuffer aux) {
+        static final Epilogue NONE = new Epilogue(CublasLt.EPILOGUE_DEFAULT, null, null);
+
+        /** {@code D += bias} along columns, or nothing for a {@code null} bias. */
+        static Epilogue bias(CudaBuffer bias) {
+            return bias == null ? NONE : new Epilogue(CublasLt.EPILOGUE_BIAS, bias, null);
+        }
+    }
 
     /** Everything that selects descriptors and an algorithm. */
     private record Shape(boolean transA, boolean transB, long m, long n, long k, DType a, DType b, DType d,
-                         boolean bias, int alignA, int alignB, int alignD, int alignBias) {
+                         int epilogue, int alignA, int alignB, int alignD, int alignBias, int alignAux) {
     }
 
     /** Descriptors and the chosen algorithm of one shape. */
@@ -62,48 +83,71 @@ final class CublasLtGemm implements AutoCloseable {
                 arena.allocateFrom(JAVA_LONG, WORKSPACE_BYTES));
         this.one = arena.allocateFrom(JAVA_FLOAT, 1f);
         this.zero = arena.allocateFrom(JAVA_FLOAT, 0f);
-        this.biasPointer = arena.allocate(ADDRESS);
+        this.pointer = arena.allocate(ADDRESS);
     }
 
     /**
-     * Queues {@code D[m×n] = op(A)·op(B) + (accumulate ? D : 0) + bias}, all column-major and packed
-     * ({@code lda} = rows of A as stored, and so on).
+     * Queues {@code D[m×n] = op(A)·op(B) + (accumulate ? D : 0)} and then {@code epilogue}, all
+     * column-major and packed ({@code lda} = rows of A as stored, and so on).
      *
-     * @param bias a vector of {@code m} elements of D's type added to every column, or {@code null}
+     * @return whether it was queued: false when cuBLASLt has no algorithm for this epilogue and these
+     *         types (the caller then runs the unfused ops); never false for {@link Epilogue#NONE} or a bias
      */
-    void gemm(boolean transA, boolean transB, long m, long n, long k, CudaBuffer a, CudaBuffer b, CudaBuffer d,
-              CudaBuffer bias, boolean accumulate) {
-        Shape shape = new Shape(transA, transB, m, n, k, a.dtype(), b.dtype(), d.dtype(), bias != null,
-                alignment(a.pointer()), alignment(b.pointer()), alignment(d.pointer()),
-                bias == null ? 0 : alignment(bias.pointer()));
-        Plan plan = plans.get(shape);
-        if (plan == null) {
-            plan = plan(shape, bias);
-            plans.put(shape, plan);
+    boolean gemm(boolean transA, boolean transB, long m, long n, long k, CudaBuffer a, CudaBuffer b, CudaBuffer d,
+                 boolean accumulate, Epilogue epilogue) {
+        if (epilogue.aux != null && m % 8 != 0) {
+            return false;  // the aux matrix's leading dimension must be a multiple of 8
         }
-        if (bias != null) {
-            biasPointer.set(ADDRESS, 0, MemorySegment.ofAddress(bias.pointer()));
-            CublasLt.matmulDescSetAttribute(plan.desc, CublasLt.DESC_BIAS_POINTER, biasPointer);
+        Shape shape = new Shape(transA, transB, m, n, k, a.dtype(), b.dtype(), d.dtype(), epilogue.kind,
+                alignment(a.pointer()), alignment(b.pointer()), alignment(d.pointer()), alignment(epilogue.bias),
+                alignment(epilogue.aux));
+        Optional<Plan> found = plans.get(shape);
+        if (found == null) {
+            found = plan(shape, epilogue);
+            plans.put(shape, found);
         }
+        if (found.isEmpty()) {
+            if (epilogue.kind == CublasLt.EPILOGUE_DEFAULT || epilogue.kind == CublasLt.EPILOGUE_BIAS) {
+                throw new CudaException("cublasLtMatmulAlgoGetHeuristic", 15, "CUBLAS_STATUS_NOT_SUPPORTED",
+                        "no algorithm for " + shape);
+            }
+            return false;
+        }
+        Plan plan = found.get();
+        setPointers(plan.desc, epilogue);
         CublasLt.matmul(handle, plan.desc, one, a.pointer(), plan.aLayout, b.pointer(), plan.bLayout,
                 accumulate ? one : zero, d.pointer(), plan.dLayout, d.pointer(), plan.dLayout, plan.algo,
                 workspace, WORKSPACE_BYTES, stream);
+        return true;
     }
 
-    private Plan plan(Shape s, CudaBuffer bias) {
+    /** Points the descriptor at this call's epilogue vectors (the heuristic also looks at their alignment). */
+    private void setPointers(MemorySegment desc, Epilogue e) {
+        if (e.bias != null) {
+            pointer.set(ADDRESS, 0, MemorySegment.ofAddress(e.bias.pointer()));
+            CublasLt.matmulDescSetAttribute(desc, CublasLt.DESC_BIAS_POINTER, pointer);
+        }
+        if (e.aux != null) {
+            pointer.set(ADDRESS, 0, MemorySegment.ofAddress(e.aux.pointer()));
+            CublasLt.matmulDescSetAttribute(desc, CublasLt.DESC_EPILOGUE_AUX_POINTER, pointer);
+        }
+    }
+
+    private Optional<Plan> plan(Shape s, Epilogue epilogue) {
         boolean allFp32 = s.a == DType.FP32 && s.b == DType.FP32 && s.d == DType.FP32;
         MemorySegment desc = CublasLt.matmulDescCreate(allFp32 ? fp32Compute : CublasLt.COMPUTE_32F);
         CublasLt.matmulDescSetAttribute(desc, CublasLt.DESC_TRANSA,
                 arena.allocateFrom(JAVA_INT, s.transA ? CublasLt.OP_T : CublasLt.OP_N));
         CublasLt.matmulDescSetAttribute(desc, CublasLt.DESC_TRANSB,
                 arena.allocateFrom(JAVA_INT, s.transB ? CublasLt.OP_T : CublasLt.OP_N));
-        if (s.bias) {
-            CublasLt.matmulDescSetAttribute(desc, CublasLt.DESC_EPILOGUE,
-                    arena.allocateFrom(JAVA_INT, CublasLt.EPILOGUE_BIAS));
-            // The heuristic looks at the bias pointer's alignment, so it must be set before asking.
-            biasPointer.set(ADDRESS, 0, MemorySegment.ofAddress(bias.pointer()));
-            CublasLt.matmulDescSetAttribute(desc, CublasLt.DESC_BIAS_POINTER, biasPointer);
+        if (s.epilogue != CublasLt.EPILOGUE_DEFAULT) {
+            CublasLt.matmulDescSetAttribute(desc, CublasLt.DESC_EPILOGUE, arena.allocateFrom(JAVA_INT, s.epilogue));
         }
+        if (epilogue.aux != null) {
+            // The aux matrix is laid out as D: its leading dimension is D's row count.
+            CublasLt.matmulDescSetAttribute(desc, CublasLt.DESC_EPILOGUE_AUX_LD, arena.allocateFrom(JAVA_LONG, s.m));
+        }
+        setPointers(desc, epilogue);
         // Stored shapes: op(A) is m×k, so A is k×m when transposed; op(B) is k×n.
         MemorySegment aLayout = s.transA ? layout(s.a, s.k, s.m) : layout(s.a, s.m, s.k);
         MemorySegment bLayout = s.transB ? layout(s.b, s.n, s.k) : layout(s.b, s.k, s.n);
@@ -117,14 +161,17 @@ final class CublasLtGemm implements AutoCloseable {
         MemorySegment results = arena.allocate(CublasLt.HEURISTIC_RESULT_BYTES, 8);
         int found = CublasLt.algoGetHeuristic(handle, desc, aLayout, bLayout, dLayout, dLayout, preference, results);
         if (found == 0) {
-            throw new CudaException("cublasLtMatmulAlgoGetHeuristic", 15, "CUBLAS_STATUS_NOT_SUPPORTED",
-                    "no algorithm for " + s);
+            CublasLt.matrixLayoutDestroy(aLayout);
+            CublasLt.matrixLayoutDestroy(bLayout);
+            CublasLt.matrixLayoutDestroy(dLayout);
+            CublasLt.matmulDescDestroy(desc);
+            return Optional.empty();
         }
         long needed = results.get(JAVA_LONG, CublasLt.HEURISTIC_WORKSPACE_OFFSET);
         if (needed > WORKSPACE_BYTES) {
             throw new IllegalStateException("cuBLASLt chose an algorithm needing " + needed + " bytes of workspace");
         }
-        return new Plan(desc, aLayout, bLayout, dLayout, results.asSlice(0, CublasLt.ALGO_BYTES));
+        return Optional.of(new Plan(desc, aLayout, bLayout, dLayout, results.asSlice(0, CublasLt.ALGO_BYTES)));
     }
 
     private static MemorySegment layout(DType dtype, long rows, long cols) {
@@ -141,9 +188,14 @@ final class CublasLtGemm implements AutoCloseable {
         return (int) Math.min(256, Long.lowestOneBit(pointer | 256));
     }
 
+    /** A buffer's alignment, 0 for none. */
+    private static int alignment(CudaBuffer buffer) {
+        return buffer == null ? 0 : alignment(buffer.pointer());
+    }
+
     @Override
     public void close() {
-        for (Plan p : plans.values()) {
+        for (Plan p : plans.values().stream().flatMap(Optional::stream).toList()) {
             CublasLt.matrixLayoutDestroy(p.aLayout);
             CublasLt.matrixLayoutDestroy(p.bLayout);
             CublasLt.matrixLayoutDestroy(p.dLayout);

@@ -179,7 +179,7 @@ public final class CudaBackend implements Backend {
             encoder = new CudaEncoder(ops);
             layerNorm = new CudaLayerNorm(ops, sums);
             gelu = new CudaGelu(ops);
-            matmul = new CudaMatmul(ops, gemm, sums);
+            matmul = new CudaMatmul(ops, gemm, sums, gelu);
             attention = new CudaAttention(ops, options.attention(), stream);
             residual = new CudaResidual(ops);
             crossEntropy = new CudaCrossEntropy(ops);
@@ -388,7 +388,36 @@ public final class CudaBackend implements Backend {
     public void matmulBackward(Buffer dinp, Buffer dweight, Buffer dbias, Buffer dout, Buffer inp, Buffer weight,
                                int n, int c, int oc) {
         enter();
-        matmul.backward(dinp, dweight, dbias, dout, inp, weight, n, c, oc);
+        matmul.backward(dinp, dweight, dbias, dout, inp, weight, n, c, oc, true);
+    }
+
+    @Override
+    public void matmulBackward(Buffer dinp, Buffer dweight, Buffer dbias, Buffer dout, Buffer inp, Buffer weight,
+                               int n, int c, int oc, boolean accumulate) {
+        enter();
+        matmul.backward(dinp, dweight, dbias, dout, inp, weight, n, c, oc, accumulate);
+    }
+
+    @Override
+    public void matmulGeluForward(Buffer out, Buffer preact, Buffer inp, Buffer weight, Buffer bias, int n, int c,
+                                  int oc) {
+        enter();
+        matmul.geluForward(out, preact, inp, weight, bias, n, c, oc);
+    }
+
+    @Override
+    public void matmulGeluBackward(Buffer dpreact, Buffer dinp, Buffer dweight, Buffer dbias, Buffer dout,
+                                   Buffer inp, Buffer weight, Buffer preact, int n, int c, int oc,
+                                   boolean accumulate) {
+        enter();
+        matmul.geluBackward(dpreact, dinp, dweight, dbias, dout, inp, weight, preact, n, c, oc, accumulate);
+    }
+
+    @Override
+    public void residualLayerNormForward(Buffer residual, Buffer out, Buffer mean, Buffer rstd, Buffer a, Buffer b,
+                                         Buffer weight, Buffer bias, int n, int c) {
+        enter();
+        layerNorm.residualForward(residual, out, mean, rstd, a, b, weight, bias, n, c);
     }
 
     @Override

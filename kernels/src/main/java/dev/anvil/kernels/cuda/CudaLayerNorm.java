@@ -9,13 +9,13 @@ import java.util.List;
 final class CudaLayerNorm {
 
     private static final String FORWARD = "layernorm_forward", BACKWARD_INPUT = "layernorm_backward_input",
-            BACKWARD_PARAMS = "layernorm_backward_params";
-    static final List<String> ENTRY_POINTS = CudaKernels.names(List.of(FORWARD, BACKWARD_INPUT, BACKWARD_PARAMS),
-            List.of());
+            BACKWARD_PARAMS = "layernorm_backward_params", RESIDUAL_FORWARD = "residual_layernorm_forward";
+    static final List<String> ENTRY_POINTS = CudaKernels.names(
+            List.of(FORWARD, BACKWARD_INPUT, BACKWARD_PARAMS, RESIDUAL_FORWARD), List.of());
 
     private final OpContext ctx;
     private final CudaColumnSums sums;
-    private final CudaKernels.Typed forward, backwardInput, backwardParams;
+    private final CudaKernels.Typed forward, backwardInput, backwardParams, residualForward;
 
     CudaLayerNorm(OpContext ctx, CudaColumnSums sums) {
         this.ctx = ctx;
@@ -23,6 +23,19 @@ final class CudaLayerNorm {
         forward = ctx.kernels.typed(FORWARD);
         backwardInput = ctx.kernels.typed(BACKWARD_INPUT);
         backwardParams = ctx.kernels.typed(BACKWARD_PARAMS);
+        residualForward = ctx.kernels.typed(RESIDUAL_FORWARD);
+    }
+
+    /** {@code residual = a + b}, then the LayerNorm of it, in one kernel. */
+    void residualForward(Buffer residual, Buffer out, Buffer mean, Buffer rstd, Buffer a, Buffer b, Buffer weight,
+                         Buffer bias, int n, int c) {
+        DType dt = ctx.floatType(out, "out");
+        long nc = (long) n * c;
+        ctx.launch(residualForward.of(dt)).ptr(ctx.buf(residual, dt, "residual", nc)).ptr(ctx.buf(out, dt, "out", nc))
+                .ptr(ctx.buf(mean, DType.FP32, "mean", n)).ptr(ctx.buf(rstd, DType.FP32, "rstd", n))
+                .ptr(ctx.buf(a, dt, "a", nc)).ptr(ctx.buf(b, dt, "b", nc))
+                .ptr(ctx.buf(weight, dt, "weight", c)).ptr(ctx.buf(bias, dt, "bias", c))
+                .i32(n).i32(c).launch(OpContext.rowBlocks(n), OpContext.THREADS);
     }
 
     void forward(Buffer out, Buffer mean, Buffer rstd, Buffer inp, Buffer weight, Buffer bias, int n, int c) {
