@@ -90,7 +90,7 @@ public final class BenchTrainCommand implements Callable<Integer>, AnvilSubcomma
         }
         GptConfig model = GptConfig.preset(preset);
         TrainBenchmark.Settings settings = new TrainBenchmark.Settings(model, compute.dtype(), batchSize,
-                seqLen == null ? model.maxSeqLen() : seqLen, steps, warmup, seed);
+                seqLen == null ? model.maxSeqLen() : seqLen, steps, warmup, seed, compute.recompute());
         String dtype = compute.dtype().toString().toLowerCase(Locale.ROOT);
         Peak fixedPeak = peakTflops == null ? null : Peak.parse(peakTflops, dtype);
         try (Backend backend = compute.open()) {

@@ -2,6 +2,7 @@ package dev.anvil.bench.harness;
 
 import dev.anvil.engine.model.GptConfig;
 import dev.anvil.engine.model.GptModel;
+import dev.anvil.engine.model.Recompute;
 import dev.anvil.engine.optim.AdamW;
 import dev.anvil.engine.optim.AdamWConfig;
 import dev.anvil.engine.train.ProgressLine;
@@ -31,8 +32,10 @@ final class TrainBenchmark {
      * @param steps     measured steps
      * @param warmup    steps run first and not measured (JIT compilation, allocation)
      * @param seed      of the weights and the tokens
+     * @param recompute which activations the backward pass recomputes
      */
-    record Settings(GptConfig model, DType dtype, int batchSize, int seqLen, int steps, int warmup, long seed) {
+    record Settings(GptConfig model, DType dtype, int batchSize, int seqLen, int steps, int warmup, long seed,
+                    Recompute recompute) {
         Settings {
             if (batchSize <= 0 || seqLen <= 0 || steps <= 0 || warmup < 0) {
                 throw new IllegalArgumentException(String.format(Locale.ROOT,
@@ -73,6 +76,7 @@ final class TrainBenchmark {
              AdamW adamw = new AdamW(backend, model.layout(), ADAMW)) {
             long init = System.nanoTime();
             model.initialize(s.seed());
+            model.recompute(s.recompute());
             progress.println(String.format(Locale.ROOT, "weights initialised in %.1f s", (System.nanoTime() - init) / 1e9));
             model.zeroGradients();
             for (int i = 0; i < s.warmup() + s.steps(); i++) {

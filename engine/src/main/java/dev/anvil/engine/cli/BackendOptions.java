@@ -1,5 +1,6 @@
 package dev.anvil.engine.cli;
 
+import dev.anvil.engine.model.Recompute;
 import dev.anvil.kernels.Backend;
 import dev.anvil.kernels.DType;
 import dev.anvil.kernels.cpu.CpuBackend;
@@ -10,7 +11,7 @@ import dev.anvil.kernels.cuda.driver.Driver;
 import picocli.CommandLine.Option;
 
 /**
- * {@code --backend}, {@code --dtype} and {@code --threads}: a picocli mixin for every command that
+ * {@code --backend}, {@code --dtype}, {@code --attention}, {@code --recompute} and {@code --threads}: a picocli mixin for every command that
  * computes (the benchmarks' too).
  */
 public final class BackendOptions {
@@ -27,6 +28,12 @@ public final class BackendOptions {
             description = "CUDA attention kernels: tc (tensor cores, for bf16 with head size 64 or 128; FMA kernels "
                     + "elsewhere) or fma (CUDA cores everywhere, the reference; default: ${DEFAULT-VALUE})")
     String attention;
+
+    @Option(names = "--recompute", defaultValue = "none",
+            description = "Activations the backward pass recomputes instead of keeping: none, attention (each block's "
+                    + "attention half) or block (all but each block's input); same results, less memory "
+                    + "(default: ${DEFAULT-VALUE})")
+    String recompute;
 
     @Option(names = "--threads", description = "CPU threads (default: all cores, shared among the node's ranks under a launcher)")
     Integer threads;
@@ -57,7 +64,8 @@ public final class BackendOptions {
      */
     public Backend open(int localRank) {
         DType type = dtype();
-        AttentionKernels kernels = attentionKernels();  // a bad value is refused whatever the backend
+        AttentionKernels kernels = attentionKernels();  // bad values are refused whatever the backend
+        recompute();
         if (threads != null && threads <= 0) {
             throw new IllegalArgumentException("--threads must be positive, got " + threads);
         }
@@ -74,6 +82,17 @@ public final class BackendOptions {
             case "cuda" -> CudaBackend.open(new CudaOptions(CudaBackend.isAvailable()
                     ? cudaDevice(localRank, Driver.deviceCount()) : 0, false, kernels)); // else open says why not
             default -> throw new IllegalArgumentException("--backend must be cpu or cuda, got '" + backend + "'");
+        };
+    }
+
+    /** {@code --recompute}. */
+    public Recompute recompute() {
+        return switch (recompute) {
+            case "none" -> Recompute.NONE;
+            case "attention" -> Recompute.ATTENTION;
+            case "block" -> Recompute.BLOCK;
+            default -> throw new IllegalArgumentException("--recompute must be none, attention or block, got '"
+                    + recompute + "'");
         };
     }
 

@@ -164,6 +164,7 @@ public final class TrainCommand implements Callable<Integer> {
              MetricsLog metrics = metricsOut == null || !leader ? null : new MetricsLog(metricsOut);
              PrometheusMetrics prometheus = metricsPort == null || !leader ? null : PrometheusMetrics.start(metricsPort);
              BackgroundCheckpoints writer = new BackgroundCheckpoints(checkpoints)) {
+            gpt.recompute(compute.recompute());
             DataParallel group = new DataParallel(comm);
             int start = startingPoint(gpt, adamw, initial, checkpoints, config, worldSize, leader ? out : null);
             if (group.agree(start, false)[0] != (float) start * worldSize) {

@@ -39,6 +39,12 @@ public final class GptModel implements AutoCloseable {
     private final ModelTensors w;
     private final ModelTensors g;
     private Activations acts;
+    private Recompute recompute = Recompute.NONE;
+    /**
+     * Set by {@link #zeroGradients()} until the next backward pass, which then overwrites the
+     * gradients instead of adding into them (GEMMs with β = 0), so they need no zeroing pass.
+     */
+    private boolean gradientsStale;
     private float[] hostLosses = new float[0];
     /** Batch shape of the last forward pass. */
     private int lastB;
@@ -106,7 +112,22 @@ public final class GptModel implements AutoCloseable {
 
     /** The contiguous gradient buffer, of {@link #dtype()}, laid out like {@link #parameters()}. */
     public Buffer gradients() {
+        materializeZeroGradients();
         return grads;
+    }
+
+    /**
+     * Which activations training keeps and which the backward pass recomputes (default
+     * {@link Recompute#NONE}); takes effect from the next forward pass. Results are the same bit
+     * for bit whatever the choice; memory and time are not.
+     */
+    public void recompute(Recompute mode) {
+        this.recompute = Objects.requireNonNull(mode, "mode");
+    }
+
+    /** The recomputation in effect for training. */
+    public Recompute recompute() {
+        return recompute;
     }
 
     /** Sets GPT-2's initial weights from {@code seed} (see {@link GptInit}). */
@@ -138,6 +159,7 @@ public final class GptModel implements AutoCloseable {
 
     /** A host copy of the gradients in layout order, widened to fp32 if they are BF16. */
     public float[] readGradients() {
+        materializeZeroGradients();
         float[] host = new float[Math.toIntExact(layout.totalSize())];
         download(grads, host);
         return host;
@@ -185,9 +207,20 @@ public final class GptModel implements AutoCloseable {
         }
     }
 
-    /** Sets every gradient to zero. */
+    /**
+     * Sets every gradient to zero. Lazily: the next backward pass overwrites the gradients instead of
+     * adding into them, which is the same and saves a pass over them (and the GEMMs' reads of them).
+     */
     public void zeroGradients() {
-        backend.zero(grads);
+        gradientsStale = true;
+    }
+
+    /** Zeroes the gradient buffer if {@link #zeroGradients()} is pending, for readers outside a backward pass. */
+    private void materializeZeroGradients() {
+        if (gradientsStale) {
+            backend.zero(grads);
+            gradientsStale = false;
+        }
     }
 
     /**
@@ -233,11 +266,11 @@ public final class GptModel implements AutoCloseable {
 
     private float run(int[] inputs, int[] targets, int b, int t, int capacityT, boolean training, float gradScale) {
         checkBatch(inputs, targets, b, t);
-        if (acts == null || !acts.fits(b, t, training)) {
+        if (acts == null || !acts.fits(b, t, training, recompute)) {
             if (acts != null) {
                 acts.close();
             }
-            acts = new Activations(backend, config, b, capacityT, training, dtype);
+            acts = new Activations(backend, config, b, capacityT, training, dtype, recompute);
         }
         lastB = b;
         lastT = t;
@@ -269,29 +302,61 @@ public final class GptModel implements AutoCloseable {
         }
     }
 
-    /** Embedding, every block and the final LayerNorm, leaving the result in {@code acts.lnf}. */
+    /**
+     * Embedding, every block and the final LayerNorm, leaving the result in {@code acts.lnf}. Each
+     * residual add is fused with the LayerNorm that reads its result (the next block's first, or the
+     * final one).
+     */
     private void forwardTrunk(int b, int t) {
         int n = b * t;
         int c = config.channels();
-        int nc = n * c;
         backend.encoderForward(acts.encoded, acts.tokens, w.wte(), w.wpe(), b, t, c);
+        Activations.Block first = acts.blocks[0];
+        backend.layerNormForward(first.ln1(), first.ln1Mean(), first.ln1Rstd(), acts.encoded, w.blocks()[0].ln1w(),
+                w.blocks()[0].ln1b(), n, c);
         for (int l = 0; l < config.numLayers(); l++) {
-            BlockTensors p = w.blocks()[l];
+            forwardBlock(l, b, t, false);
             Activations.Block a = acts.blocks[l];
-            Buffer residual = acts.residualInto(l);
-            backend.layerNormForward(a.ln1(), a.ln1Mean(), a.ln1Rstd(), residual, p.ln1w(), p.ln1b(), n, c);
-            backend.matmulForward(a.qkv(), a.ln1(), p.qkvw(), p.qkvb(), n, c, 3 * c);
-            backend.attentionForward(a.atty(), a.lse(), a.qkv(), b, t, c, config.numHeads());
-            backend.matmulForward(a.attproj(), a.atty(), p.attprojw(), p.attprojb(), n, c, c);
-            backend.residualForward(a.residual2(), residual, a.attproj(), nc);
-            backend.layerNormForward(a.ln2(), a.ln2Mean(), a.ln2Rstd(), a.residual2(), p.ln2w(), p.ln2b(), n, c);
-            backend.matmulForward(a.fch(), a.ln2(), p.fcw(), p.fcb(), n, c, 4 * c);
-            backend.geluForward(a.fchGelu(), a.fch(), 4 * nc);
-            backend.matmulForward(a.fcproj(), a.fchGelu(), p.fcprojw(), p.fcprojb(), n, 4 * c, c);
-            backend.residualForward(a.residual3(), a.residual2(), a.fcproj(), nc);
+            if (l + 1 < config.numLayers()) {
+                Activations.Block next = acts.blocks[l + 1];
+                BlockTensors p = w.blocks()[l + 1];
+                backend.residualLayerNormForward(a.residual3(), next.ln1(), next.ln1Mean(), next.ln1Rstd(),
+                        a.residual2(), a.fcproj(), p.ln1w(), p.ln1b(), n, c);
+            } else {
+                backend.residualLayerNormForward(a.residual3(), acts.lnf, acts.lnfMean, acts.lnfRstd, a.residual2(),
+                        a.fcproj(), w.lnfw(), w.lnfb(), n, c);
+            }
         }
-        backend.layerNormForward(acts.lnf, acts.lnfMean, acts.lnfRstd, acts.residualInto(config.numLayers()),
-                w.lnfw(), w.lnfb(), n, c);
+    }
+
+    /**
+     * Block {@code l} from its LayerNorm 1 output (already in {@code ln1}) to the MLP's down-projection
+     * ({@code fcproj}); the residual add after it is the caller's. As a recomputation for the backward
+     * pass ({@code recomputing}), it first redoes LayerNorm 1 from the block's input, then only what
+     * {@link Activations#recompute} shares: the attention half alone for {@link Recompute#ATTENTION},
+     * and never the down-projection, whose output the backward pass does not read.
+     */
+    private void forwardBlock(int l, int b, int t, boolean recomputing) {
+        int n = b * t;
+        int c = config.channels();
+        BlockTensors p = w.blocks()[l];
+        Activations.Block a = acts.blocks[l];
+        Buffer residual = acts.residualInto(l);
+        if (recomputing) {
+            backend.layerNormForward(a.ln1(), a.ln1Mean(), a.ln1Rstd(), residual, p.ln1w(), p.ln1b(), n, c);
+        }
+        backend.matmulForward(a.qkv(), a.ln1(), p.qkvw(), p.qkvb(), n, c, 3 * c);
+        backend.attentionForward(a.atty(), a.lse(), a.qkv(), b, t, c, config.numHeads());
+        if (recomputing && acts.recompute == Recompute.ATTENTION) {
+            return;
+        }
+        backend.matmulForward(a.attproj(), a.atty(), p.attprojw(), p.attprojb(), n, c, c);
+        backend.residualLayerNormForward(a.residual2(), a.ln2(), a.ln2Mean(), a.ln2Rstd(), residual, a.attproj(),
+                p.ln2w(), p.ln2b(), n, c);
+        backend.matmulGeluForward(a.fchGelu(), a.fch(), a.ln2(), p.fcw(), p.fcb(), n, c, 4 * c);
+        if (!recomputing) {
+            backend.matmulForward(a.fcproj(), a.fchGelu(), p.fcprojw(), p.fcprojb(), n, 4 * c, c);
+        }
     }
 
     private float meanLoss(int n) {
@@ -336,17 +401,27 @@ public final class GptModel implements AutoCloseable {
         int t = lastT;
         int n = b * t;
         int c = config.channels();
+        // After zeroGradients() the parameter gradients are overwritten, not added into: the GEMMs
+        // write theirs with β = 0; the few others (LayerNorms, position embedding) are zeroed here.
+        boolean accumulate = !gradientsStale;
+        gradientsStale = false;
+        if (!accumulate) {
+            backend.zero(g.wpe());
+            backend.zero(g.lnfw());
+            backend.zero(g.lnfb());
+        }
         Activations.Scratch s = acts.scratch;
         // LM head: the fused cross-entropy left dL/dlogits in the logits buffer.
         backend.zero(s.dln());
-        backend.matmulBackward(s.dln(), g.wte(), null, acts.logits, acts.lnf, w.wte(), n, c, config.paddedVocabSize());
+        backend.matmulBackward(s.dln(), g.wte(), null, acts.logits, acts.lnf, w.wte(), n, c, config.paddedVocabSize(),
+                accumulate);
         backend.zero(s.dresidual());
         backend.layerNormBackward(s.dresidual(), g.lnfw(), g.lnfb(), s.dln(), acts.residualInto(config.numLayers()),
                 w.lnfw(), acts.lnfMean, acts.lnfRstd, n, c);
         long end = layout.totalSize();
         for (int l = config.numLayers(); l >= 0; l--) {
             if (l < config.numLayers()) {
-                backwardBlock(l, b, t);
+                backwardBlock(l, b, t, accumulate);
             }
             long start = layout.blockStart(l);
             listener.ready(start, end - start);
@@ -359,8 +434,9 @@ public final class GptModel implements AutoCloseable {
     /**
      * One block's backward. On entry {@code dresidual} holds the gradient of the block's output; the
      * residual connections pass it straight through, and each branch adds its input gradient to it.
+     * Activations the forward pass did not keep are recomputed first (see {@link Recompute}).
      */
-    private void backwardBlock(int l, int b, int t) {
+    private void backwardBlock(int l, int b, int t, boolean accumulate) {
         int n = b * t;
         int c = config.channels();
         BlockTensors p = w.blocks()[l];
@@ -368,22 +444,30 @@ public final class GptModel implements AutoCloseable {
         Activations.Block a = acts.blocks[l];
         Activations.Scratch s = acts.scratch;
         Buffer residual = acts.residualInto(l);
+        if (acts.recompute != Recompute.NONE) {
+            forwardBlock(l, b, t, true);
+        }
+        if (!accumulate) {
+            for (Buffer layerNormGrad : new Buffer[] {gp.ln1w(), gp.ln1b(), gp.ln2w(), gp.ln2b()}) {
+                backend.zero(layerNormGrad);
+            }
+        }
 
-        backend.zero(s.dfchGelu());
-        backend.matmulBackward(s.dfchGelu(), gp.fcprojw(), gp.fcprojb(), s.dresidual(), a.fchGelu(), p.fcprojw(), n, 4 * c, c);
-        backend.zero(s.dfch());
-        backend.geluBackward(s.dfch(), a.fch(), s.dfchGelu(), 4 * n * c);
+        // MLP: the down-projection's backward writes the GELU's input gradient (its derivative fused).
+        backend.matmulGeluBackward(s.dfch(), s.dfchGelu(), gp.fcprojw(), gp.fcprojb(), s.dresidual(), a.fchGelu(),
+                p.fcprojw(), a.fch(), n, 4 * c, c, accumulate);
         backend.zero(s.dln());
-        backend.matmulBackward(s.dln(), gp.fcw(), gp.fcb(), s.dfch(), a.ln2(), p.fcw(), n, c, 4 * c);
+        backend.matmulBackward(s.dln(), gp.fcw(), gp.fcb(), s.dfch(), a.ln2(), p.fcw(), n, c, 4 * c, accumulate);
         backend.layerNormBackward(s.dresidual(), gp.ln2w(), gp.ln2b(), s.dln(), a.residual2(), p.ln2w(),
                 a.ln2Mean(), a.ln2Rstd(), n, c);
 
         backend.zero(s.datty());
-        backend.matmulBackward(s.datty(), gp.attprojw(), gp.attprojb(), s.dresidual(), a.atty(), p.attprojw(), n, c, c);
+        backend.matmulBackward(s.datty(), gp.attprojw(), gp.attprojb(), s.dresidual(), a.atty(), p.attprojw(), n, c, c,
+                accumulate);
         backend.zero(s.dqkv());
         backend.attentionBackward(s.dqkv(), s.datty(), a.qkv(), a.atty(), a.lse(), b, t, c, config.numHeads());
         backend.zero(s.dln());
-        backend.matmulBackward(s.dln(), gp.qkvw(), gp.qkvb(), s.dqkv(), a.ln1(), p.qkvw(), n, c, 3 * c);
+        backend.matmulBackward(s.dln(), gp.qkvw(), gp.qkvb(), s.dqkv(), a.ln1(), p.qkvw(), n, c, 3 * c, accumulate);
         backend.layerNormBackward(s.dresidual(), gp.ln1w(), gp.ln1b(), s.dln(), residual, p.ln1w(),
                 a.ln1Mean(), a.ln1Rstd(), n, c);
     }

@@ -1,5 +1,6 @@
 package dev.anvil.engine.cli;
 
+import dev.anvil.engine.model.Recompute;
 import dev.anvil.kernels.cuda.AttentionKernels;
 import org.junit.jupiter.api.Test;
 import picocli.CommandLine;
@@ -34,6 +35,16 @@ class BackendOptionsTest {
         BackendOptions wrong = parse("--attention", "flash");
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, wrong::open);
         assertTrue(e.getMessage().contains("--attention must be tc or fma, got 'flash'"), e.getMessage());
+    }
+
+    @Test
+    void recomputeNamesWhatTheBackwardPassRecomputes() {
+        assertEquals(Recompute.NONE, parse().recompute());
+        assertEquals(Recompute.ATTENTION, parse("--recompute", "attention").recompute());
+        assertEquals(Recompute.BLOCK, parse("--recompute", "block").recompute());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                parse("--recompute", "all")::open);
+        assertTrue(e.getMessage().contains("--recompute must be none, attention or block, got 'all'"), e.getMessage());
     }
 
     private static BackendOptions parse(String... args) {
