@@ -1129,6 +1129,45 @@ public abstract class BackendConformanceTest {
         }
     }
 
+    @Test
+    void gradientClipComputesClipGradNormsFactorWhereTheGradientsAre() {
+        // {Σg², maxNorm} -> {norm, factor}: clipped, not clipped, clipping off, and a diverged norm
+        float[][] cases = {{16f, 1f, 4f, 1f / (4f + 1e-6f)}, {0.25f, 1f, 0.5f, 1f}, {16f, 0f, 4f, 1f},
+                {Float.POSITIVE_INFINITY, 1f, Float.POSITIVE_INFINITY, Float.NaN}};
+        for (float[] c : cases) {
+            Tensor sum = fp32(new float[] {c[0]}), out = fp32(new float[] {7f, 7f});
+            backend.gradientClip(out.buf, sum.buf, c[1]);
+            float[] got = out.read();
+            assertEquals(c[2], got[0], Math.ulp(c[2]), "norm of Σg² = " + c[0]);
+            assertEquals(c[3], got[1], Math.ulp(1f), "factor for Σg² = " + c[0] + ", max norm " + c[1]);
+        }
+    }
+
+    @Test
+    void adamwReadsItsGradientScaleFromTheBackendAndSkipsANonFiniteOne() {
+        int n = 300;
+        Random rnd = new Random(195);
+        float[] p0 = gaussian(rnd, n, 0.02), g = gaussian(rnd, n, 0.1);
+        AdamWStep s = new AdamWStep(3e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1, 123f);  // 123: must not be used
+        Tensor grads = floats(g);
+        Tensor viaHost = floats(p0), m1 = fp32(new float[n]), v1 = fp32(new float[n]);
+        Tensor viaDevice = floats(p0), m2 = fp32(new float[n]), v2 = fp32(new float[n]);
+        Tensor master1 = floatType() == DType.FP32 ? null : fp32(viaHost.read());
+        Tensor master2 = floatType() == DType.FP32 ? null : fp32(viaDevice.read());
+        backend.adamw(viaHost.buf, master1 == null ? null : master1.buf, grads.buf, m1.buf, v1.buf,
+                s.withGradScale(0.5f));
+        backend.adamw(viaDevice.buf, master2 == null ? null : master2.buf, grads.buf, m2.buf, v2.buf, s,
+                fp32(new float[] {0.5f}).buf);
+        assertArrayEquals(viaHost.read(), viaDevice.read(), "params");
+        assertArrayEquals(m1.read(), m2.read(), "m");
+        assertArrayEquals(v1.read(), v2.read(), "v");
+        float[] before = viaDevice.read(), mBefore = m2.read();
+        backend.adamw(viaDevice.buf, master2 == null ? null : master2.buf, grads.buf, m2.buf, v2.buf,
+                new AdamWStep(3e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 2, 1f), fp32(new float[] {Float.NaN}).buf);
+        assertArrayEquals(before, viaDevice.read(), "params after a NaN scale");
+        assertArrayEquals(mBefore, m2.read(), "m after a NaN scale");
+    }
+
     /**
      * A hand-computable torch anchor: at step 1, m̂ = g and v̂ = g², so (eps aside) every
      * parameter moves by exactly {@code lr} against the sign of its gradient after the decay:

@@ -6,7 +6,11 @@ import dev.anvil.kernels.Buffer;
 import dev.anvil.kernels.DType;
 
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Objects;
+import java.util.concurrent.CompletableFuture;
 import java.util.stream.IntStream;
 
 /**
@@ -46,6 +50,10 @@ public final class GptModel implements AutoCloseable {
      */
     private boolean gradientsStale;
     private float[] hostLosses = new float[0];
+    /** Page-locked host copies of the per-position losses of {@link #forwardStep}'s micro-batches, and their copies. */
+    private final List<MemorySegment> lossSlots = new ArrayList<>();
+    private final List<CompletableFuture<Void>> lossCopies = new ArrayList<>();
+    private long lossSlotBytes;
     /** Batch shape of the last forward pass. */
     private int lastB;
     private int lastT;
@@ -237,15 +245,60 @@ public final class GptModel implements AutoCloseable {
      * is that of the mean loss over all of them.
      */
     public float forward(int[] inputs, int[] targets, int b, int t, float lossScale) {
-        float loss = run(inputs, Objects.requireNonNull(targets, "targets"), b, t, t, true, lossScale / ((float) b * t));
+        float loss = run(inputs, Objects.requireNonNull(targets, "targets"), b, t, t, true, lossScale / ((float) b * t),
+                true);
         backwardReady = true;
         return loss;
+    }
+
+    /**
+     * {@link #forward(int[], int[], int, int, float)} without waiting for the loss: the per-position
+     * losses are copied to the host behind the pass, and {@link #takeLosses()} returns each
+     * micro-batch's mean. Nothing in a training step then waits for the device until its end.
+     */
+    public void forwardStep(int[] inputs, int[] targets, int b, int t, float lossScale) {
+        Objects.requireNonNull(targets, "targets");
+        int n = b * t;
+        run(inputs, targets, b, t, t, true, lossScale / ((float) b * t), false);
+        backwardReady = true;
+        long bytes = 4L * n;
+        if (bytes != lossSlotBytes) {
+            takeLosses();
+            lossSlots.forEach(backend::freeHost);
+            lossSlots.clear();
+            lossSlotBytes = bytes;
+        }
+        int k = lossCopies.size();
+        if (k == lossSlots.size()) {
+            lossSlots.add(backend.allocateHost(bytes));
+        }
+        lossCopies.add(backend.downloadAsync(acts.losses.slice(0, n), lossSlots.get(k)));
+    }
+
+    /**
+     * The mean loss of each micro-batch passed to {@link #forwardStep} since the last call, in order;
+     * waits for their copies (which were queued before each backward pass, so they are usually there).
+     */
+    public float[] takeLosses() {
+        float[] means = new float[lossCopies.size()];
+        int n = (int) (lossSlotBytes / 4);
+        for (int k = 0; k < means.length; k++) {
+            lossCopies.get(k).join();
+            MemorySegment slot = lossSlots.get(k);
+            double sum = 0.0;
+            for (int i = 0; i < n; i++) {
+                sum += slot.getAtIndex(ValueLayout.JAVA_FLOAT, i);
+            }
+            means[k] = (float) (sum / n);
+        }
+        lossCopies.clear();
+        return means;
     }
 
     /** Mean cross-entropy of {@code targets} given {@code inputs}, without gradients. */
     public float evaluate(int[] inputs, int[] targets, int b, int t) {
         backwardReady = false;
-        return run(inputs, Objects.requireNonNull(targets, "targets"), b, t, t, false, 0f);
+        return run(inputs, Objects.requireNonNull(targets, "targets"), b, t, t, false, 0f, true);
     }
 
     /**
@@ -255,7 +308,7 @@ public final class GptModel implements AutoCloseable {
     public float[][] lastLogits(int[] inputs, int b, int t) {
         backwardReady = false;
         // Sized for the longest sequence, so generating token after token reuses one allocation.
-        run(inputs, null, b, t, config.maxSeqLen(), false, 0f);
+        run(inputs, null, b, t, config.maxSeqLen(), false, 0f, true);
         int vp = config.paddedVocabSize();
         float[][] out = new float[b][config.vocabSize()];
         for (int row = 0; row < b; row++) {
@@ -264,7 +317,9 @@ public final class GptModel implements AutoCloseable {
         return out;
     }
 
-    private float run(int[] inputs, int[] targets, int b, int t, int capacityT, boolean training, float gradScale) {
+    /** The passes up to the loss; with {@code waitForLoss}, returns the mean loss (NaN without targets). */
+    private float run(int[] inputs, int[] targets, int b, int t, int capacityT, boolean training, float gradScale,
+                      boolean waitForLoss) {
         checkBatch(inputs, targets, b, t);
         if (acts == null || !acts.fits(b, t, training, recompute)) {
             if (acts != null) {
@@ -284,7 +339,7 @@ public final class GptModel implements AutoCloseable {
         backend.upload(acts.targets.slice(0, n), MemorySegment.ofArray(targets).asSlice(0, 4L * n));
         backend.softmaxCrossEntropy(acts.losses, acts.logits, acts.targets, n, config.vocabSize(),
                 config.paddedVocabSize(), gradScale);
-        return meanLoss(n);
+        return waitForLoss ? meanLoss(n) : Float.NaN;
     }
 
     private void checkBatch(int[] inputs, int[] targets, int b, int t) {
@@ -474,6 +529,8 @@ public final class GptModel implements AutoCloseable {
 
     @Override
     public void close() {
+        takeLosses();
+        lossSlots.forEach(backend::freeHost);
         if (acts != null) {
             acts.close();
         }

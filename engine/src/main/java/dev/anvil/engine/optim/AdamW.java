@@ -7,8 +7,10 @@ import dev.anvil.kernels.Buffer;
 import dev.anvil.kernels.DType;
 
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 
 /**
  * {@code torch.optim.AdamW} over a model's contiguous parameter buffer, with weight decay on 2-D
@@ -28,6 +30,13 @@ public final class AdamW implements AutoCloseable {
     private final Buffer m;
     private final Buffer v;
     private final Buffer normSquared;
+    /** The device-side clip: {norm, scale} ({@link dev.anvil.kernels.OptimizerOps#gradientClip}). */
+    private final Buffer clip;
+    /** Host copy of {@link #clip} after each {@link #stepClipped}, and the copy's future. */
+    private final MemorySegment clipHost;
+    private CompletableFuture<Void> clipCopied = CompletableFuture.completedFuture(null);
+    /** Whether the last {@link #stepClipped}'s count still awaits its norm (a non-finite one undoes it). */
+    private boolean stepUnconfirmed;
     private final List<Group> groups;
     private final float[] hostScalar = new float[1];
     private int step;
@@ -38,6 +47,8 @@ public final class AdamW implements AutoCloseable {
         this.m = backend.allocate(DType.FP32, layout.totalSize());
         this.v = backend.allocate(DType.FP32, layout.totalSize());
         this.normSquared = backend.allocate(DType.FP32, 1);
+        this.clip = backend.allocate(DType.FP32, 2);
+        this.clipHost = backend.allocateHost(2L * Float.BYTES);
         this.groups = groups(layout);
     }
 
@@ -110,6 +121,44 @@ public final class AdamW implements AutoCloseable {
     }
 
     /**
+     * One update with gradient clipping that never waits for the device: the gradients' norm and the
+     * clip factor are computed on the backend and AdamW reads the factor there; the norm comes back
+     * asynchronously ({@link #lastNorm()}). A non-finite norm skips the update on the backend, so a
+     * diverged step leaves the weights and moments as they were. The same arithmetic as
+     * {@link #gradientNorm}, {@link #clipScale} and {@link #step(Buffer, Buffer, Buffer, float, float)}.
+     */
+    public void stepClipped(Buffer params, Buffer master, Buffer grads, float lr) {
+        backend.sumOfSquares(normSquared, grads);
+        backend.gradientClip(clip, normSquared, config.gradClip());
+        step++;
+        AdamWStep s = new AdamWStep(lr, config.beta1(), config.beta2(), config.eps(), 0f, step, 1f);
+        AdamWStep decayed = s.withWeightDecay(config.weightDecay());
+        Buffer scale = clip.slice(1, 1);
+        for (Group gr : groups) {
+            backend.adamw(params.slice(gr.offset(), gr.length()),
+                    master == null ? null : master.slice(gr.offset(), gr.length()),
+                    grads.slice(gr.offset(), gr.length()), m.slice(gr.offset(), gr.length()),
+                    v.slice(gr.offset(), gr.length()), gr.decay() ? decayed : s, scale);
+        }
+        clipCopied = backend.downloadAsync(clip, clipHost);
+        stepUnconfirmed = true;
+    }
+
+    /**
+     * The gradient norm of the last {@link #stepClipped}, waiting for its copy to arrive. When it is
+     * not finite the backend skipped that update, and {@link #stepCount()} goes back to match.
+     */
+    public float lastNorm() {
+        clipCopied.join();
+        float norm = clipHost.get(ValueLayout.JAVA_FLOAT, 0);
+        if (stepUnconfirmed && !Float.isFinite(norm)) {
+            step--;
+        }
+        stepUnconfirmed = false;
+        return norm;
+    }
+
+    /**
      * A host copy of the optimizer's state, for checkpoints.
      *
      * @param step steps taken (bias correction continues from it)
@@ -149,5 +198,8 @@ public final class AdamW implements AutoCloseable {
         m.close();
         v.close();
         normSquared.close();
+        clipCopied.join();
+        clip.close();
+        backend.freeHost(clipHost);
     }
 }

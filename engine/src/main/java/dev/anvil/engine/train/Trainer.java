@@ -131,7 +131,7 @@ public final class Trainer {
             double lossSum = 0;
             for (int k = 0; k < accum; k++) {
                 train.fill((long) step * accum + k, inputs, targets);
-                lossSum += model.forward(inputs, targets, b, t, 1f / accum);
+                model.forwardStep(inputs, targets, b, t, 1f / accum);
                 if (k == accum - 1 && sync != null) {
                     model.backward(sync);
                     sync.finish();
@@ -139,18 +139,23 @@ public final class Trainer {
                     model.backward();
                 }
             }
+            // Queued behind the backward pass: the norm, the clip factor and the update all stay on the
+            // device (a diverged step's update is skipped there); the host waits only below, at the end.
+            float lr = lrs.at(step);
+            adamw.stepClipped(model.parameters(), model.masterWeights(), model.gradients(), lr);
+            for (float microLoss : model.takeLosses()) {
+                lossSum += microLoss;
+            }
             float[] agreed = group.agree((float) (lossSum / accum), stop.requested());
             loss = agreed[0] / group.worldSize();
             boolean stopping = agreed[1] > 0;
-            float norm = adamw.gradientNorm(model.gradients());
+            float norm = adamw.lastNorm();
             if (!Float.isFinite(loss) || !Float.isFinite(norm)) {
                 throw new TrainingDivergedException(step + 1, String.format(Locale.ROOT,
                         "step %d: loss %s, gradient norm %s: training diverged and stopped before updating the "
                                 + "weights; try a lower --lr, --grad-clip 1.0 or a longer --warmup-steps",
                         step + 1, loss, norm));
             }
-            float lr = lrs.at(step);
-            adamw.step(model.parameters(), model.masterWeights(), model.gradients(), lr, adamw.clipScale(norm));
             step++;
             double stepSeconds = (System.nanoTime() - stepStart) / 1e9;
             if (step > startStep + 1) { // the first step warms up the JIT: leave it out of the ETA

@@ -11,15 +11,16 @@ import java.util.List;
 final class CudaAdamW {
 
     private static final String SUM_SQUARES_PARTIAL = "sum_squares_partial", SUM_SQUARES_FINAL = "sum_squares_final",
-            ADAMW_F32 = "adamw_f32_f32", ADAMW_BF16 = "adamw_bf16_bf16", ADAMW_BF16_F32_GRADS = "adamw_bf16_f32";
+            ADAMW_F32 = "adamw_f32_f32", ADAMW_BF16 = "adamw_bf16_bf16", ADAMW_BF16_F32_GRADS = "adamw_bf16_f32",
+            GRADIENT_CLIP = "gradient_clip";
     static final List<String> ENTRY_POINTS = CudaKernels.names(List.of(SUM_SQUARES_PARTIAL),
-            List.of(SUM_SQUARES_FINAL, ADAMW_F32, ADAMW_BF16, ADAMW_BF16_F32_GRADS));
+            List.of(SUM_SQUARES_FINAL, ADAMW_F32, ADAMW_BF16, ADAMW_BF16_F32_GRADS, GRADIENT_CLIP));
     /** Blocks of the first stage of the sum of squares, at most. */
     private static final int MAX_SUM_BLOCKS = 1024;
 
     private final OpContext ctx;
     private final CudaKernels.Typed sumSquaresPartial;
-    private final MemorySegment sumSquaresFinal, adamwF32, adamwBf16, adamwBf16F32Grads;
+    private final MemorySegment sumSquaresFinal, adamwF32, adamwBf16, adamwBf16F32Grads, gradientClip;
 
     CudaAdamW(OpContext ctx) {
         this.ctx = ctx;
@@ -28,6 +29,12 @@ final class CudaAdamW {
         adamwF32 = ctx.kernels.function(ADAMW_F32);
         adamwBf16 = ctx.kernels.function(ADAMW_BF16);
         adamwBf16F32Grads = ctx.kernels.function(ADAMW_BF16_F32_GRADS);
+        gradientClip = ctx.kernels.function(GRADIENT_CLIP);
+    }
+
+    void gradientClip(Buffer out, Buffer sumOfSquares, float maxNorm) {
+        ctx.launch(gradientClip).ptr(ctx.buf(out, DType.FP32, "out", 2))
+                .ptr(ctx.buf(sumOfSquares, DType.FP32, "sumOfSquares", 1)).f32(maxNorm).launch(1, 32);
     }
 
     void sumOfSquares(Buffer out, Buffer x) {
@@ -41,7 +48,8 @@ final class CudaAdamW {
         ctx.launch(sumSquaresFinal).ptr(o).ptr(partials).i32(blocks).launch(1, OpContext.THREADS);
     }
 
-    void update(Buffer params, Buffer master, Buffer grads, Buffer m, Buffer v, AdamWStep step) {
+    /** @param gradScale FP32 device scalar read in place of {@code step.gradScale()}, or {@code null} */
+    void update(Buffer params, Buffer master, Buffer grads, Buffer m, Buffer v, AdamWStep step, Buffer gradScale) {
         DType pt = ctx.floatType(params, "params");
         long n = params.length();
         CudaBuffer p = ctx.buf(params, pt, "params", n);
@@ -70,6 +78,7 @@ final class CudaAdamW {
         ctx.launch(kernel).ptr(p).ptr(masterPointer).ptr(g).ptr(mm).ptr(vv).size(n)
                 .f32(step.beta1()).f32(step.beta2()).f32(step.eps()).f32(1f - step.lr() * step.weightDecay())
                 .f32((float) (step.lr() / bc1)).f32((float) Math.sqrt(bc2)).f32(step.gradScale())
+                .ptr(gradScale == null ? 0 : ctx.buf(gradScale, DType.FP32, "gradScale", 1).pointer())
                 .launch(ctx.grid(n), OpContext.THREADS);
     }
 }

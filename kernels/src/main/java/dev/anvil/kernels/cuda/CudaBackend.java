@@ -15,8 +15,10 @@ import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
 
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 
@@ -59,6 +61,7 @@ public final class CudaBackend implements Backend {
     private CublasLtGemm gemm;
     private DeviceScratch scratch;
     private HostStaging staging;
+    private AsyncCopies copies;
     private long workspace;
     private long errorFlag;
     private MemorySegment errorHost;
@@ -169,6 +172,7 @@ public final class CudaBackend implements Backend {
             kernels = new CudaKernels(arena);
             scratch = new DeviceScratch(stream);
             staging = new HostStaging(stream);
+            copies = new AsyncCopies(context, stream);
             workspace = Driver.memAlloc(CublasLtGemm.WORKSPACE_BYTES);
             gemm = new CublasLtGemm(arena, stream, workspace, options.tf32());
             errorFlag = Driver.memAlloc(16);
@@ -271,6 +275,36 @@ public final class CudaBackend implements Backend {
             staging.download(dst, b.pointer());
         }
         synchronize();
+    }
+
+    /** Page-locked host memory, which {@link #downloadAsync} copies into on its own stream. */
+    @Override
+    public MemorySegment allocateHost(long bytes) {
+        enter();
+        return copies.allocate(bytes);
+    }
+
+    @Override
+    public void freeHost(MemorySegment host) {
+        enter();
+        copies.free(host);
+    }
+
+    /**
+     * Into memory from {@link #allocateHost}: a copy on the copy stream, ordered after the work
+     * queued so far by an event, with no wait on the compute stream; into other memory, a
+     * {@link #download}.
+     */
+    @Override
+    public CompletableFuture<Void> downloadAsync(Buffer src, MemorySegment dst) {
+        enter();
+        CudaBuffer b = CudaBuffer.of(this, src, "download source");
+        requireBytes(dst, b, "download destination");
+        if (!copies.isPinned(dst)) {
+            download(src, dst);
+            return CompletableFuture.completedFuture(null);
+        }
+        return copies.download(dst, b.pointer(), b.bytes());
     }
 
     private static void requireBytes(MemorySegment host, CudaBuffer b, String what) {
@@ -473,7 +507,20 @@ public final class CudaBackend implements Backend {
     @Override
     public void adamw(Buffer params, Buffer master, Buffer grads, Buffer m, Buffer v, AdamWStep step) {
         enter();
-        adamw.update(params, master, grads, m, v, step);
+        adamw.update(params, master, grads, m, v, step, null);
+    }
+
+    @Override
+    public void adamw(Buffer params, Buffer master, Buffer grads, Buffer m, Buffer v, AdamWStep step,
+                      Buffer gradScale) {
+        enter();
+        adamw.update(params, master, grads, m, v, step, Objects.requireNonNull(gradScale, "gradScale"));
+    }
+
+    @Override
+    public void gradientClip(Buffer out, Buffer sumOfSquares, float maxNorm) {
+        enter();
+        adamw.gradientClip(out, sumOfSquares, maxNorm);
     }
 
     /** Waits for queued work, then frees every buffer, the kernels, cuBLASLt and the stream. */
@@ -507,6 +554,9 @@ public final class CudaBackend implements Backend {
         }
         if (staging != null) {
             failure = attempt(staging::close, failure);
+        }
+        if (copies != null) {
+            failure = attempt(copies::close, failure);
         }
         if (workspace != 0) {
             failure = attempt(() -> Driver.memFree(workspace), failure);
