@@ -198,6 +198,17 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    /** A timeline of events on this backend's stream, for per-op GPU times (close it before the backend). */
+    public EventTimeline timeline() {
+        enter();
+        return new EventTimeline(this, stream);
+    }
+
+    /** {@link #enter()} for {@link EventTimeline}. */
+    void enterForTimeline() {
+        enter();
+    }
+
     /** Makes this backend's context current on the calling OS thread (see the class comment on threads). */
     private void enter() {
         if (closed) {
