@@ -22,6 +22,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
 
 /**
  * {@code anvil bench-profile}: where one training step's time goes, by op class, against each
@@ -86,9 +87,9 @@ public final class ProfileCommand implements Callable<Integer>, AnvilSubcommand 
                     gpt.zeroGradients();
                     gpt.forwardStep(inputs, targets, b, t, 1f);
                     gpt.backward();
-                    adamw.stepClipped(gpt.parameters(), gpt.masterWeights(), gpt.gradients(), 1e-4f);
+                    CompletableFuture<Float> norm = adamw.stepClipped(gpt, 1e-4f);
                     gpt.takeLosses();
-                    adamw.lastNorm();
+                    norm.join();
                 }
                 rows = profiled.stop(idle);
             }

@@ -1,16 +1,17 @@
 package dev.anvil.engine.train;
 
 import dev.anvil.engine.model.GptModel;
-import dev.anvil.engine.optim.AdamW;
 import dev.anvil.engine.optim.LearningRateSchedule;
+import dev.anvil.engine.optim.Optimizer;
 import dev.anvil.engine.parallel.DataParallel;
-import dev.anvil.engine.parallel.GradientSync;
+import dev.anvil.engine.parallel.GradientReduction;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.util.Locale;
 import java.util.Objects;
+import java.util.concurrent.CompletableFuture;
 import java.util.function.Consumer;
 
 /**
@@ -22,10 +23,11 @@ import java.util.function.Consumer;
  * {@code s·gradAccum + k}, so the data position follows from the step alone.
  *
  * <p>Data-parallel: each rank computes its own batches; the last micro-batch's backward pass
- * averages the gradients across ranks in overlapping buckets ({@link GradientSync}), so every rank
- * makes the same update. The ranks agree on the mean loss and on stopping after each step, so a
- * signal that reaches one rank stops all of them at the same step. Only the leader should be given
- * checkpoints, metrics and progress.
+ * averages the gradients across ranks in overlapping buckets ({@link GradientReduction}), so every
+ * rank makes the same update (or, with a sharded optimizer, its shard of it). The ranks agree on the
+ * mean loss and on stopping after each step, so a signal that reaches one rank stops all of them at
+ * the same step. Only the leader should be given metrics and progress, and checkpoints unless every
+ * rank writes a part of them (sharded optimizer state).
  */
 public final class Trainer {
 
@@ -47,10 +49,10 @@ public final class Trainer {
     }
 
     private final GptModel model;
-    private final AdamW adamw;
+    private final Optimizer optimizer;
     private final TrainConfig config;
     private DataParallel group = DataParallel.single();
-    private GradientSync sync;
+    private GradientReduction sync;
     private Batches validation;
     private int evalEvery;
     private int valBatches = 20;
@@ -60,14 +62,14 @@ public final class Trainer {
     private ProgressLine progress;
     private StopSignal stop = StopSignal.none();
 
-    public Trainer(GptModel model, AdamW adamw, TrainConfig config) {
+    public Trainer(GptModel model, Optimizer optimizer, TrainConfig config) {
         this.model = Objects.requireNonNull(model);
-        this.adamw = Objects.requireNonNull(adamw);
+        this.optimizer = Objects.requireNonNull(optimizer);
         this.config = Objects.requireNonNull(config);
     }
 
     /** Trains as one rank of {@code group}, averaging gradients through {@code sync}. */
-    public Trainer dataParallel(DataParallel group, GradientSync sync) {
+    public Trainer dataParallel(DataParallel group, GradientReduction sync) {
         this.group = Objects.requireNonNull(group);
         this.sync = Objects.requireNonNull(sync);
         return this;
@@ -139,17 +141,18 @@ public final class Trainer {
                     model.backward();
                 }
             }
-            // Queued behind the backward pass: the norm, the clip factor and the update all stay on the
-            // device (a diverged step's update is skipped there); the host waits only below, at the end.
+            // Queued behind the backward pass: for a whole-buffer AdamW the norm, the clip factor and the
+            // update all stay on the device (a diverged step's update is skipped there), and the host
+            // waits only below, at the end of the step.
             float lr = lrs.at(step);
-            adamw.stepClipped(model.parameters(), model.masterWeights(), model.gradients(), lr);
+            CompletableFuture<Float> stepNorm = optimizer.stepClipped(model, lr);
             for (float microLoss : model.takeLosses()) {
                 lossSum += microLoss;
             }
             float[] agreed = group.agree((float) (lossSum / accum), stop.requested());
             loss = agreed[0] / group.worldSize();
             boolean stopping = agreed[1] > 0;
-            float norm = adamw.lastNorm();
+            float norm = stepNorm.join();
             if (!Float.isFinite(loss) || !Float.isFinite(norm)) {
                 throw new TrainingDivergedException(step + 1, String.format(Locale.ROOT,
                         "step %d: loss %s, gradient norm %s: training diverged and stopped before updating the "
