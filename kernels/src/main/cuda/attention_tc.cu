@@ -140,6 +140,60 @@ __device__ __forceinline__ void add_bf16x2(bf16* dst, float lo, float hi) {
     *reinterpret_cast<uint32_t*>(dst) = pack(__bfloat162float(old.x) + lo, __bfloat162float(old.y) + hi);
 }
 
+
+/** acc[n] += a·B over the NT n-tiles of one k-step k0, B[k][n] = tile[n][k] (e.g. K in Q·Kᵀ). */
+template <int LD, int NT>
+__device__ __forceinline__ void mma_tile_rows(float (&acc)[NT][4], const uint32_t (&a)[4], const bf16* tile, int k0,
+                                              int lane) {
+#pragma unroll
+    for (int n = 0; n < NT; n += 2) {
+        uint32_t b[4];
+        ldmatrix_x4(b, b_frag_rows<LD>(tile, n * 8, k0, lane));
+        mma(acc[n], a, b[0], b[1]);
+        mma(acc[n + 1], a, b[2], b[3]);
+    }
+}
+
+/** acc[n] += a·B over the NT n-tiles of one k-step k0, B[k][n] = tile[k][n] (e.g. V in P·V). */
+template <int LD, int NT>
+__device__ __forceinline__ void mma_tile_cols(float (&acc)[NT][4], const uint32_t (&a)[4], const bf16* tile, int k0,
+                                              int lane) {
+#pragma unroll
+    for (int n = 0; n < NT; n += 2) {
+        uint32_t b[4];
+        ldmatrix_x4_trans(b, b_frag_cols<LD>(tile, n * 8, k0, lane));
+        mma(acc[n], a, b[0], b[1]);
+        mma(acc[n + 1], a, b[2], b[3]);
+    }
+}
+
+/** acc += A·B over the head's KS k-steps: A = the 16 rows of aTile from row0, B[k][n] = bTile[n][k]. */
+template <int LD, int KS, int NT>
+__device__ __forceinline__ void mma_rows_rows(float (&acc)[NT][4], const bf16* aTile, int row0, const bf16* bTile,
+                                              int lane) {
+#pragma unroll
+    for (int ks = 0; ks < KS; ks++) {
+        uint32_t a[4];
+        ldmatrix_x4(a, a_frag<LD>(aTile, row0, ks * 16, lane));
+        mma_tile_rows<LD>(acc, a, bTile, ks * 16, lane);
+    }
+}
+
+/** The A fragment of k-step kk from the C fragments of n-tiles 2kk and 2kk+1, rounded to bf16 (see the top). */
+template <int NT>
+__device__ __forceinline__ void a_from_c(uint32_t (&a)[4], const float (&c)[NT][4], int kk) {
+    a[0] = pack(c[2 * kk][0], c[2 * kk][1]);
+    a[1] = pack(c[2 * kk][2], c[2 * kk][3]);
+    a[2] = pack(c[2 * kk + 1][0], c[2 * kk + 1][1]);
+    a[3] = pack(c[2 * kk + 1][2], c[2 * kk + 1][3]);
+}
+
+/** Zeroes NT fragments of accumulators. */
+template <int NT> __device__ __forceinline__ void clear(float (&acc)[NT][4]) {
+#pragma unroll
+    for (int n = 0; n < NT; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
+}
+
 // ---------------------------------------------------------------------------------------------------
 
 template <int HS>
@@ -175,8 +229,7 @@ __device__ void forward(bf16* out, float* lse, const bf16* qkv, int T, int C, in
     for (int ks = 0; ks < KS; ks++) ldmatrix_x4(qf[ks], a_frag<LD>(sQ, warp * 16, ks * 16, lane));
 
     float o[NO][4];
-#pragma unroll
-    for (int n = 0; n < NO; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+    clear(o);
     float m[2] = {-CUDART_INF_F, -CUDART_INF_F};  // running row max (log2 domain)
     float l[2] = {0.f, 0.f};                      // this thread's share of the running row sum
 
@@ -194,18 +247,9 @@ __device__ void forward(bf16* out, float* lse, const bf16* qkv, int T, int C, in
         __syncthreads();
 
         float s[NS][4];
+        clear(s);
 #pragma unroll
-        for (int n = 0; n < NS; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
-#pragma unroll
-        for (int ks = 0; ks < KS; ks++) {
-#pragma unroll
-            for (int n = 0; n < NS; n += 2) {
-                uint32_t kb[4];
-                ldmatrix_x4(kb, b_frag_rows<LD>(kt, n * 8, ks * 16, lane));
-                mma(s[n], qf[ks], kb[0], kb[1]);
-                mma(s[n + 1], qf[ks], kb[2], kb[3]);
-            }
-        }
+        for (int ks = 0; ks < KS; ks++) mma_tile_rows<LD>(s, qf[ks], kt, ks * 16, lane);
 
         int k0 = j * BC;
         bool diagonal = k0 + BC - 1 > q0;  // some key of the tile lies after some query of the block
@@ -249,15 +293,9 @@ __device__ void forward(bf16* out, float* lse, const bf16* qkv, int T, int C, in
         // O += P·V: P's C fragments are the A fragments of the product, 16 keys per k-step.
 #pragma unroll
         for (int kk = 0; kk < BC / 16; kk++) {
-            uint32_t pa[4] = {pack(s[2 * kk][0], s[2 * kk][1]), pack(s[2 * kk][2], s[2 * kk][3]),
-                              pack(s[2 * kk + 1][0], s[2 * kk + 1][1]), pack(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-#pragma unroll
-            for (int n = 0; n < NO; n += 2) {
-                uint32_t vb[4];
-                ldmatrix_x4_trans(vb, b_frag_cols<LD>(vt, n * 8, kk * 16, lane));
-                mma(o[n], pa, vb[0], vb[1]);
-                mma(o[n + 1], pa, vb[2], vb[3]);
-            }
+            uint32_t pa[4];
+            a_from_c(pa, s, kk);
+            mma_tile_cols<LD>(o, pa, vt, kk * 16, lane);
         }
         __syncthreads();  // every warp is done with this stage before the next iteration refills it
     }
@@ -324,11 +362,8 @@ __device__ void backward_kv(bf16* dqkv, const bf16* dout, const bf16* qkv, const
     cp_async_commit();
 
     float dk[ND][4], dv[ND][4];
-#pragma unroll
-    for (int n = 0; n < ND; n++) {
-        dk[n][0] = dk[n][1] = dk[n][2] = dk[n][3] = 0.f;
-        dv[n][0] = dv[n][1] = dv[n][2] = dv[n][3] = 0.f;
-    }
+    clear(dk);
+    clear(dv);
 
     for (int i = first; i < tiles; i++) {
         int stage = i & 1;
@@ -348,20 +383,8 @@ __device__ void backward_kv(bf16* dqkv, const bf16* dout, const bf16* qkv, const
 
         // Sᵀ = K·Qᵀ (this warp's 16 keys × BR queries), then Pᵀ = exp(Sᵀ·scale - lse[query]).
         float p[NQ][4];
-#pragma unroll
-        for (int n = 0; n < NQ; n++) p[n][0] = p[n][1] = p[n][2] = p[n][3] = 0.f;
-#pragma unroll
-        for (int ks = 0; ks < KS; ks++) {
-            uint32_t ka[4];
-            ldmatrix_x4(ka, a_frag<LD>(sK, warp * 16, ks * 16, lane));
-#pragma unroll
-            for (int n = 0; n < NQ; n += 2) {
-                uint32_t qb[4];
-                ldmatrix_x4(qb, b_frag_rows<LD>(qt, n * 8, ks * 16, lane));
-                mma(p[n], ka, qb[0], qb[1]);
-                mma(p[n + 1], ka, qb[2], qb[3]);
-            }
-        }
+        clear(p);
+        mma_rows_rows<LD, KS>(p, sK, warp * 16, qt, lane);
 #pragma unroll
         for (int n = 0; n < NQ; n++) {
 #pragma unroll
@@ -374,32 +397,14 @@ __device__ void backward_kv(bf16* dqkv, const bf16* dout, const bf16* qkv, const
         // dV += Pᵀ·dO
 #pragma unroll
         for (int kk = 0; kk < BR / 16; kk++) {
-            uint32_t pa[4] = {pack(p[2 * kk][0], p[2 * kk][1]), pack(p[2 * kk][2], p[2 * kk][3]),
-                              pack(p[2 * kk + 1][0], p[2 * kk + 1][1]), pack(p[2 * kk + 1][2], p[2 * kk + 1][3])};
-#pragma unroll
-            for (int n = 0; n < ND; n += 2) {
-                uint32_t ob[4];
-                ldmatrix_x4_trans(ob, b_frag_cols<LD>(dot, n * 8, kk * 16, lane));
-                mma(dv[n], pa, ob[0], ob[1]);
-                mma(dv[n + 1], pa, ob[2], ob[3]);
-            }
+            uint32_t pa[4];
+            a_from_c(pa, p, kk);
+            mma_tile_cols<LD>(dv, pa, dot, kk * 16, lane);
         }
         // dPᵀ = V·dOᵀ, then dSᵀ = Pᵀ ∘ (dPᵀ - delta[query]) (the softmax scale is applied to dK at the end)
         float ds[NQ][4];
-#pragma unroll
-        for (int n = 0; n < NQ; n++) ds[n][0] = ds[n][1] = ds[n][2] = ds[n][3] = 0.f;
-#pragma unroll
-        for (int ks = 0; ks < KS; ks++) {
-            uint32_t va[4];
-            ldmatrix_x4(va, a_frag<LD>(sV, warp * 16, ks * 16, lane));
-#pragma unroll
-            for (int n = 0; n < NQ; n += 2) {
-                uint32_t ob[4];
-                ldmatrix_x4(ob, b_frag_rows<LD>(dot, n * 8, ks * 16, lane));
-                mma(ds[n], va, ob[0], ob[1]);
-                mma(ds[n + 1], va, ob[2], ob[3]);
-            }
-        }
+        clear(ds);
+        mma_rows_rows<LD, KS>(ds, sV, warp * 16, dot, lane);
 #pragma unroll
         for (int n = 0; n < NQ; n++) {
 #pragma unroll
@@ -408,16 +413,9 @@ __device__ void backward_kv(bf16* dqkv, const bf16* dout, const bf16* qkv, const
         // dK += dSᵀ·Q
 #pragma unroll
         for (int kk = 0; kk < BR / 16; kk++) {
-            uint32_t sa[4] = {pack(ds[2 * kk][0], ds[2 * kk][1]), pack(ds[2 * kk][2], ds[2 * kk][3]),
-                              pack(ds[2 * kk + 1][0], ds[2 * kk + 1][1]),
-                              pack(ds[2 * kk + 1][2], ds[2 * kk + 1][3])};
-#pragma unroll
-            for (int n = 0; n < ND; n += 2) {
-                uint32_t qb[4];
-                ldmatrix_x4_trans(qb, b_frag_cols<LD>(qt, n * 8, kk * 16, lane));
-                mma(dk[n], sa, qb[0], qb[1]);
-                mma(dk[n + 1], sa, qb[2], qb[3]);
-            }
+            uint32_t sa[4];
+            a_from_c(sa, ds, kk);
+            mma_tile_cols<LD>(dk, sa, qt, kk * 16, lane);
         }
         __syncthreads();  // this stage is refilled in the next iteration
     }
@@ -477,8 +475,7 @@ __device__ void backward_q(bf16* dqkv, const bf16* dout, const bf16* qkv, const 
     cp_async_commit();
 
     float dq[ND][4];
-#pragma unroll
-    for (int n = 0; n < ND; n++) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f;
+    clear(dq);
 
     for (int j = 0; j < tiles; j++) {
         const bf16* kt = sK + (j & 1) * BC * LD;
@@ -495,27 +492,10 @@ __device__ void backward_q(bf16* dqkv, const bf16* dout, const bf16* qkv, const 
 
         // S = Q·Kᵀ and dP = dO·Vᵀ for this warp's 16 queries × BC keys
         float p[NK][4], ds[NK][4];
-#pragma unroll
-        for (int n = 0; n < NK; n++) {
-            p[n][0] = p[n][1] = p[n][2] = p[n][3] = 0.f;
-            ds[n][0] = ds[n][1] = ds[n][2] = ds[n][3] = 0.f;
-        }
-#pragma unroll
-        for (int ks = 0; ks < KS; ks++) {
-            uint32_t qa[4], oa[4];
-            ldmatrix_x4(qa, a_frag<LD>(sQ, warp * 16, ks * 16, lane));
-            ldmatrix_x4(oa, a_frag<LD>(sdO, warp * 16, ks * 16, lane));
-#pragma unroll
-            for (int n = 0; n < NK; n += 2) {
-                uint32_t kb[4], vb[4];
-                ldmatrix_x4(kb, b_frag_rows<LD>(kt, n * 8, ks * 16, lane));
-                ldmatrix_x4(vb, b_frag_rows<LD>(vt, n * 8, ks * 16, lane));
-                mma(p[n], qa, kb[0], kb[1]);
-                mma(p[n + 1], qa, kb[2], kb[3]);
-                mma(ds[n], oa, vb[0], vb[1]);
-                mma(ds[n + 1], oa, vb[2], vb[3]);
-            }
-        }
+        clear(p);
+        clear(ds);
+        mma_rows_rows<LD, KS>(p, sQ, warp * 16, kt, lane);
+        mma_rows_rows<LD, KS>(ds, sdO, warp * 16, vt, lane);
         // P = exp(S·scale - lse), masked after the diagonal; dS = P ∘ (dP - delta)
         int k0 = j * BC;
 #pragma unroll
@@ -530,16 +510,9 @@ __device__ void backward_q(bf16* dqkv, const bf16* dout, const bf16* qkv, const 
         // dQ += dS·K
 #pragma unroll
         for (int kk = 0; kk < BC / 16; kk++) {
-            uint32_t sa[4] = {pack(ds[2 * kk][0], ds[2 * kk][1]), pack(ds[2 * kk][2], ds[2 * kk][3]),
-                              pack(ds[2 * kk + 1][0], ds[2 * kk + 1][1]),
-                              pack(ds[2 * kk + 1][2], ds[2 * kk + 1][3])};
-#pragma unroll
-            for (int n = 0; n < ND; n += 2) {
-                uint32_t kb[4];
-                ldmatrix_x4_trans(kb, b_frag_cols<LD>(kt, n * 8, kk * 16, lane));
-                mma(dq[n], sa, kb[0], kb[1]);
-                mma(dq[n + 1], sa, kb[2], kb[3]);
-            }
+            uint32_t sa[4];
+            a_from_c(sa, ds, kk);
+            mma_tile_cols<LD>(dq, sa, kt, kk * 16, lane);
         }
         __syncthreads();
     }
