@@ -355,7 +355,12 @@ public final class RingEngine implements RingOp.Sender {
         if (loop.inEventLoop()) {
             task.run();
         } else {
-            loop.execute(task);
+            try {
+                loop.execute(task);
+            } catch (RejectedExecutionException e) {
+                // The network threads are stopping, after close(): this rank has nothing left to fail or report.
+                // (Its other event loop may still close a channel and tell us so.)
+            }
         }
     }
 
