@@ -16,6 +16,7 @@ import dev.anvil.kernels.DType;
 import java.util.Arrays;
 import java.util.Locale;
 import java.util.SplittableRandom;
+import java.util.concurrent.CompletableFuture;
 
 /**
  * Runs real training steps (forward, backward, gradient clipping, AdamW) on random tokens and
@@ -104,7 +105,7 @@ final class TrainBenchmark {
                     targets[k] = tokens.nextInt(vocab);
                 }
                 clock.lap(Phase.DATA);
-                loss = model.forward(inputs, targets, b, t);
+                model.forwardStep(inputs, targets, b, t, 1f);  // the loss comes back behind the pass
                 clock.lap(Phase.FORWARD);
                 memory.sample(); // activations are all live here
                 if (sync != null) {
@@ -116,9 +117,11 @@ final class TrainBenchmark {
                     model.backward();
                     clock.lap(Phase.BACKWARD);
                 }
-                float norm = optimizer.gradientNorm(model);
-                optimizer.step(model, LR, optimizer.clipScale(norm));
+                // As the trainer does: norm, clip and update queued (on the device for a whole-buffer AdamW)
+                CompletableFuture<Float> norm = optimizer.stepClipped(model, LR);
                 model.zeroGradients();
+                loss = model.takeLosses()[0];
+                norm.join();
                 clock.lap(Phase.OPTIMIZER);
                 memory.sample();
                 long[] phases = clock.phases();
