@@ -257,6 +257,18 @@ final class ProfiledBackend implements Backend {
                 () -> inner.softmaxCrossEntropy(losses, logits, targets, n, v, vp, gradScale));
     }
 
+    @Override
+    public void lmHeadCrossEntropy(Buffer losses, Buffer dinp, Buffer dweight, Buffer inp, Buffer weight,
+                                   Buffer targets, Buffer scratch, int n, int c, int v, int vp, float gradScale,
+                                   boolean accumulate) {
+        OpCost cost = OpCost.matmulForward(n, c, vp, bytes(inp), false).plus(OpCost.crossEntropy(n, v, vp, bytes(inp)));
+        if (gradScale != 0f) {
+            cost = cost.plus(OpCost.matmulBackward(n, c, vp, bytes(inp), true, accumulate));
+        }
+        op("lm head+cross-entropy", cost, () -> inner.lmHeadCrossEntropy(losses, dinp, dweight, inp, weight, targets,
+                scratch, n, c, v, vp, gradScale, accumulate));
+    }
+
     // ---- optimizer ----
 
     @Override

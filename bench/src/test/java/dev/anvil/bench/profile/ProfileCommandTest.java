@@ -29,7 +29,7 @@ class ProfileCommandTest {
         assertEquals(0, rc, out);
         for (String op : new String[] {"matmul forward", "matmul backward", "matmul+gelu forward", "matmul+gelu backward",
                 "attention forward", "attention backward", "layernorm forward", "layernorm backward",
-                "residual+layernorm forward", "cross-entropy", "encoder forward", "encoder backward", "adamw",
+                "residual+layernorm forward", "lm head+cross-entropy", "encoder forward", "encoder backward", "adamw",
                 "gradient norm", "(idle between ops)", "step"}) {
             assertTrue(out.lines().anyMatch(l -> l.startsWith(op + " ")), "no line for " + op + " in\n" + out);
         }

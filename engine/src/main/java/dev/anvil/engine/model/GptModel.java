@@ -45,10 +45,13 @@ public final class GptModel implements AutoCloseable {
     private Activations acts;
     private Recompute recompute = Recompute.NONE;
     /**
-     * Set by {@link #zeroGradients()} until the next backward pass, which then overwrites the
-     * gradients instead of adding into them (GEMMs with β = 0), so they need no zeroing pass.
+     * Set by {@link #zeroGradients()} until the next training step has written the gradients: its LM
+     * head (in the forward pass) then overwrites the token embedding's gradient and its backward pass
+     * the rest, instead of adding into them (GEMMs with β = 0), so they need no zeroing pass.
      */
     private boolean gradientsStale;
+    /** While {@link #gradientsStale}: the LM head has overwritten the token embedding's gradient already. */
+    private boolean wteGradientWritten;
     private float[] hostLosses = new float[0];
     /** Page-locked host copies of the per-position losses of {@link #forwardStep}'s micro-batches, and their copies. */
     private final List<MemorySegment> lossSlots = new ArrayList<>();
@@ -58,6 +61,8 @@ public final class GptModel implements AutoCloseable {
     private int lastB;
     private int lastT;
     private boolean backwardReady;
+    /** A training trunk ran and its {@link #lmHead} has not. */
+    private boolean headPending;
 
     /** An FP32 model: {@link #GptModel(Backend, GptConfig, DType)} with {@link DType#FP32}. */
     public GptModel(Backend backend, GptConfig config) {
@@ -243,24 +248,32 @@ public final class GptModel implements AutoCloseable {
     }
 
     /**
-     * Sets every gradient to zero. Lazily: the next backward pass overwrites the gradients instead of
-     * adding into them, which is the same and saves a pass over them (and the GEMMs' reads of them).
+     * Sets every gradient to zero. Lazily: the next training step (its LM head, then its backward
+     * pass) overwrites the gradients instead of adding into them, which is the same and saves a pass
+     * over them (and the GEMMs' reads of them).
      */
     public void zeroGradients() {
         gradientsStale = true;
+        wteGradientWritten = false;
     }
 
     /** Zeroes the gradient buffer if {@link #zeroGradients()} is pending, for readers outside a backward pass. */
     private void materializeZeroGradients() {
         if (gradientsStale) {
-            backend.zero(grads);
+            // The token embedding comes first in the layout; an LM head since zeroGradients() wrote it.
+            long written = wteGradientWritten ? g.wte().length() : 0;
+            backend.zero(grads.slice(written, grads.length() - written));
             gradientsStale = false;
+            wteGradientWritten = false;
         }
     }
 
     /**
      * Forward pass of a training step: returns the mean cross-entropy over the {@code b·t}
-     * positions and prepares {@link #backward()} to add the gradient of that mean.
+     * positions and prepares {@link #backward()} to add the gradient of that mean. The LM head's
+     * part of the gradient (into the token embedding) is added here already (written, after
+     * {@link #zeroGradients()}), with the loss, so that the logits never exist for all positions at
+     * once: follow every training forward with {@link #backward()} before the gradients are read.
      */
     public float forward(int[] inputs, int[] targets, int b, int t) {
         return forward(inputs, targets, b, t, 1f);
@@ -272,10 +285,8 @@ public final class GptModel implements AutoCloseable {
      * is that of the mean loss over all of them.
      */
     public float forward(int[] inputs, int[] targets, int b, int t, float lossScale) {
-        float loss = run(inputs, Objects.requireNonNull(targets, "targets"), b, t, t, true, lossScale / ((float) b * t),
-                true);
-        backwardReady = true;
-        return loss;
+        forwardTrunk(inputs, b, t);
+        return lmHead(targets, lossScale);
     }
 
     /**
@@ -284,10 +295,38 @@ public final class GptModel implements AutoCloseable {
      * micro-batch's mean. Nothing in a training step then waits for the device until its end.
      */
     public void forwardStep(int[] inputs, int[] targets, int b, int t, float lossScale) {
-        Objects.requireNonNull(targets, "targets");
-        int n = b * t;
-        run(inputs, targets, b, t, t, true, lossScale / ((float) b * t), false);
-        backwardReady = true;
+        forwardTrunk(inputs, b, t);
+        lmHeadStep(targets, lossScale);
+    }
+
+    /**
+     * The first part of {@link #forward(int[], int[], int, int, float)}: embeddings, every block
+     * and the final LayerNorm of a training step, without the LM head. Follow it with
+     * {@link #lmHead} or {@link #lmHeadStep}; the two parts let a profiler time the LM head on its own.
+     */
+    public void forwardTrunk(int[] inputs, int b, int t) {
+        prepare(inputs, null, b, t, t, true);
+        headPending = true;
+    }
+
+    /**
+     * The second part of {@link #forward(int[], int[], int, int, float)}: the LM head and the
+     * cross-entropy of {@code targets} against the last {@link #forwardTrunk}, fused with their
+     * backward (the token embedding's gradient is added, or written after {@link #zeroGradients()};
+     * dlnf is kept for {@link #backward()}). Returns the mean loss.
+     */
+    public float lmHead(int[] targets, float lossScale) {
+        trainingHead(targets, lossScale);
+        return meanLoss(lastB * lastT);
+    }
+
+    /**
+     * {@link #lmHead} without waiting for the loss, as {@link #forwardStep}: {@link #takeLosses()}
+     * returns it.
+     */
+    public void lmHeadStep(int[] targets, float lossScale) {
+        trainingHead(targets, lossScale);
+        int n = lastB * lastT;
         long bytes = 4L * n;
         if (bytes != lossSlotBytes) {
             takeLosses();
@@ -302,9 +341,25 @@ public final class GptModel implements AutoCloseable {
         lossCopies.add(backend.downloadAsync(acts.losses.slice(0, n), lossSlots.get(k)));
     }
 
+    /** {@link #lmHead} up to the loss on the device, which prepares {@link #backward()}. */
+    private void trainingHead(int[] targets, float lossScale) {
+        if (!headPending) {
+            throw new IllegalStateException("lmHead() needs forwardTrunk() first, once per trunk");
+        }
+        headPending = false;
+        long n = (long) lastB * lastT;
+        if (Objects.requireNonNull(targets, "targets").length < n) {
+            throw new IllegalArgumentException("a batch of " + lastB + "x" + lastT + " needs " + n + " targets, got "
+                    + targets.length);
+        }
+        head(targets, true, lossScale / ((float) lastB * lastT));
+        backwardReady = true;
+    }
+
     /**
-     * The mean loss of each micro-batch passed to {@link #forwardStep} since the last call, in order;
-     * waits for their copies (which were queued before each backward pass, so they are usually there).
+     * The mean loss of each micro-batch passed to {@link #forwardStep} or {@link #lmHeadStep} since the
+     * last call, in order; waits for their copies (which were queued before each backward pass, so
+     * they are usually there).
      */
     public float[] takeLosses() {
         float[] means = new float[lossCopies.size()];
@@ -324,8 +379,10 @@ public final class GptModel implements AutoCloseable {
 
     /** Mean cross-entropy of {@code targets} given {@code inputs}, without gradients. */
     public float evaluate(int[] inputs, int[] targets, int b, int t) {
-        backwardReady = false;
-        return run(inputs, Objects.requireNonNull(targets, "targets"), b, t, t, false, 0f, true);
+        Objects.requireNonNull(targets, "targets");
+        prepare(inputs, targets, b, t, t, false);
+        head(targets, false, 0f);
+        return meanLoss(b * t);
     }
 
     /**
@@ -333,20 +390,24 @@ public final class GptModel implements AutoCloseable {
      * {@code t} may be shorter than the longest sequence.
      */
     public float[][] lastLogits(int[] inputs, int b, int t) {
-        backwardReady = false;
         // Sized for the longest sequence, so generating token after token reuses one allocation.
-        run(inputs, null, b, t, config.maxSeqLen(), false, 0f, true);
+        prepare(inputs, null, b, t, config.maxSeqLen(), false);
         int vp = config.paddedVocabSize();
+        int c = config.channels();
         float[][] out = new float[b][config.vocabSize()];
         for (int row = 0; row < b; row++) {
-            download(acts.logits.slice(((long) row * t + t - 1) * vp, config.vocabSize()), out[row]);
+            // The last position of each sequence only: that is all sampling reads.
+            Buffer logits = acts.logits.slice((long) row * vp, vp);
+            backend.matmulForward(logits, acts.lnf.slice(((long) row * t + t - 1) * c, c), w.wte(), null, 1, c, vp);
+            download(logits.slice(0, config.vocabSize()), out[row]);
         }
         return out;
     }
 
-    /** The passes up to the loss; with {@code waitForLoss}, returns the mean loss (NaN without targets). */
-    private float run(int[] inputs, int[] targets, int b, int t, int capacityT, boolean training, float gradScale,
-                      boolean waitForLoss) {
+    /** Checks the batch, fits the activations to it and runs the trunk. */
+    private void prepare(int[] inputs, int[] targets, int b, int t, int capacityT, boolean training) {
+        backwardReady = false;
+        headPending = false;
         checkBatch(inputs, targets, b, t);
         if (acts == null || !acts.fits(b, t, training, recompute)) {
             if (acts != null) {
@@ -358,15 +419,24 @@ public final class GptModel implements AutoCloseable {
         lastT = t;
         int n = b * t;
         backend.upload(acts.tokens.slice(0, n), MemorySegment.ofArray(inputs).asSlice(0, 4L * n));
-        forwardTrunk(b, t);
-        backend.matmulForward(acts.logits, acts.lnf, w.wte(), null, n, config.channels(), config.paddedVocabSize());
-        if (targets == null) {
-            return Float.NaN;
-        }
+        trunk(b, t);
+    }
+
+    /** The LM head and the per-position losses; with {@code training}, its gradient too (see {@link #lmHead}). */
+    private void head(int[] targets, boolean training, float gradScale) {
+        int n = lastB * lastT;
         backend.upload(acts.targets.slice(0, n), MemorySegment.ofArray(targets).asSlice(0, 4L * n));
-        backend.softmaxCrossEntropy(acts.losses, acts.logits, acts.targets, n, config.vocabSize(),
-                config.paddedVocabSize(), gradScale);
-        return waitForLoss ? meanLoss(n) : Float.NaN;
+        Buffer dlnf = training ? acts.scratch.dln() : null;
+        boolean accumulate = true;
+        if (training) {
+            backend.zero(dlnf);
+            // The first writer of wte's gradient after zeroGradients() overwrites it (β = 0).
+            accumulate = !gradientsStale || wteGradientWritten;
+            wteGradientWritten = gradientsStale;
+        }
+        backend.lmHeadCrossEntropy(acts.losses, dlnf, training ? g.wte() : null, acts.lnf, w.wte(), acts.targets,
+                acts.logits, n, config.channels(), config.vocabSize(), config.paddedVocabSize(), gradScale,
+                accumulate);
     }
 
     private void checkBatch(int[] inputs, int[] targets, int b, int t) {
@@ -389,7 +459,7 @@ public final class GptModel implements AutoCloseable {
      * residual add is fused with the LayerNorm that reads its result (the next block's first, or the
      * final one).
      */
-    private void forwardTrunk(int b, int t) {
+    private void trunk(int b, int t) {
         int n = b * t;
         int c = config.channels();
         backend.encoderForward(acts.encoded, acts.tokens, w.wte(), w.wpe(), b, t, c);
@@ -485,18 +555,20 @@ public final class GptModel implements AutoCloseable {
         int c = config.channels();
         // After zeroGradients() the parameter gradients are overwritten, not added into: the GEMMs
         // write theirs with β = 0; the few others (LayerNorms, position embedding) are zeroed here.
+        // The token embedding's was written by the LM head, unless zeroGradients() came after it.
         boolean accumulate = !gradientsStale;
-        gradientsStale = false;
         if (!accumulate) {
             backend.zero(g.wpe());
             backend.zero(g.lnfw());
             backend.zero(g.lnfb());
+            if (!wteGradientWritten) {
+                backend.zero(g.wte());
+            }
         }
+        gradientsStale = false;
+        wteGradientWritten = false;
         Activations.Scratch s = acts.scratch;
-        // LM head: the fused cross-entropy left dL/dlogits in the logits buffer.
-        backend.zero(s.dln());
-        backend.matmulBackward(s.dln(), g.wte(), null, acts.logits, acts.lnf, w.wte(), n, c, config.paddedVocabSize(),
-                accumulate);
+        // The LM head's share ran with the loss in forward(): dlnf waits in dln, wte's gradient is in.
         backend.zero(s.dresidual());
         backend.layerNormBackward(s.dresidual(), g.lnfw(), g.lnfb(), s.dln(), acts.residualInto(config.numLayers()),
                 w.lnfw(), acts.lnfMean, acts.lnfRstd, n, c);
