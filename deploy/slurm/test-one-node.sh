@@ -106,11 +106,13 @@ submit() { # NAME [sbatch options...]: submits train.sbatch; prints the job id
     --save-dir "$work/runs/$name" --metrics-out "$work/runs/$name/metrics.jsonl"
 }
 field() { scontrol show job "$1" -o | tr ' ' '\n' | sed -n "s/^$2=//p"; }
-await_end() { # JOB RESTARTS: waits until the job ended after that many restarts; prints its state
+await_end() { # JOB RESTARTS [LOG]: waits until the job ended after that many restarts (and, given its log,
+  # once that run has started: right after a requeue Slurm may still show the first run's end); prints its state
   for _ in $(seq 240); do
     local state
     state="$(field "$1" JobState)"
-    if [ "$(field "$1" Restarts)" = "$2" ] && [[ "$state" =~ ^(COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY)$ ]]; then
+    if [ "$(field "$1" Restarts)" = "$2" ] && [[ "$state" =~ ^(COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY)$ ]] \
+        && { [ -z "${3:-}" ] || grep -q "restart $2:" "$3"; }; then
       echo "$state $(field "$1" ExitCode)"
       return
     fi
@@ -123,7 +125,8 @@ losses() { grep -o '"step":[0-9]*,"loss":[^,]*' "$1"; }
 lines() { if [ -f "$1" ]; then wc -l < "$1"; else echo 0; fi; }
 show() { # LOG [FROM]: the job's log (from the first line matching FROM), less progress lines
   say "--- $1"
-  sed -n "/${2:-.}/,\$p" "$1" | grep -v -e '^step [0-9]*/' -e 'WARNING: Using incubator' | sed 's/^/    /'
+  # grep -v finds nothing when the job printed nothing: not a failure of its own (set -o pipefail)
+  sed -n "/${2:-.}/,\$p" "$1" | { grep -v -e '^step [0-9]*/' -e 'WARNING: Using incubator' || true; } | sed 's/^/    /'
 }
 
 # 1. Uninterrupted.
@@ -153,10 +156,16 @@ stopped="$(sed -n 's/.*stopped by SIGTERM after step \([0-9]*\); saved .*/\1/p' 
 [ -d "$work/runs/preempted/$(printf 'step_%08d' "$stopped")" ] || fail "no checkpoint of step $stopped"
 say "2. job $job got SIGTERM: every rank exited 0 (job COMPLETED, exit 0:0), checkpoint of step $stopped saved"
 
-# 3. Requeued: the same job runs again and resumes.
+# 3. Requeued: the same job runs again and resumes. Requeued while the node was still completing the first
+# run, the job sometimes failed at once with exit 1 and no output: wait for the node to be idle first.
+for _ in $(seq 120); do
+  [[ "$(sinfo -h -n "$node" -o %T)" == idle* ]] && break
+  sleep 0.5
+done
+[[ "$(sinfo -h -n "$node" -o %T)" == idle* ]] || fail "node $node is not idle after job $job: $(sinfo -N -l)"
 scontrol requeue "$job"
 scontrol update jobid="$job" starttime=now 2> /dev/null || true # a requeued job may otherwise wait a while
-read -r state code <<< "$(await_end "$job" 1)"
+read -r state code <<< "$(await_end "$job" 1 "$work/preempted.out")"
 show "$work/preempted.out" "restart 1:"
 [ "$state $code" = "COMPLETED 0:0" ] || fail "requeued job $job ended $state, exit $code"
 grep -q "resuming from .*step_$(printf '%08d' "$stopped") after step $stopped" "$work/preempted.out" \
