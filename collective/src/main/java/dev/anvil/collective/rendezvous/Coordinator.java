@@ -9,7 +9,6 @@ import dev.anvil.collective.proto.PeerAddress;
 import dev.anvil.collective.proto.Refused;
 import dev.anvil.collective.proto.Welcome;
 import dev.anvil.collective.tls.TlsConfig;
-import dev.anvil.collective.transport.Frame;
 import dev.anvil.collective.transport.FrameDecoder;
 import dev.anvil.collective.transport.Frames;
 import dev.anvil.collective.transport.Heartbeats;
@@ -70,7 +69,7 @@ public final class Coordinator implements AutoCloseable {
                         if (ssl != null) {
                             ch.pipeline().addLast("tls", ssl.newHandler(ch.alloc()));
                         }
-                        ch.pipeline().addLast("frames", new FrameDecoder(MAX_JOIN_BYTES, 0,
+                        ch.pipeline().addLast("frames", new FrameDecoder(MAX_JOIN_BYTES,
                                 EnumSet.of(Header.BodyCase.JOIN, Header.BodyCase.ABORT, Header.BodyCase.HEARTBEAT)));
                         Heartbeats.install(ch.pipeline(), peerTimeout);
                         ch.pipeline().addLast("coordinator", new MemberHandler());
@@ -214,7 +213,7 @@ public final class Coordinator implements AutoCloseable {
     }
 
     /** One connection to the coordinator; it becomes a member once its Join is accepted. */
-    private final class MemberHandler extends SimpleChannelInboundHandler<Frame> {
+    private final class MemberHandler extends SimpleChannelInboundHandler<Header> {
         static final io.netty.util.AttributeKey<Integer> RANK = io.netty.util.AttributeKey.valueOf("anvil.rank");
 
         @Override
@@ -229,24 +228,24 @@ public final class Coordinator implements AutoCloseable {
         }
 
         @Override
-        protected void channelRead0(ChannelHandlerContext ctx, Frame frame) {
+        protected void channelRead0(ChannelHandlerContext ctx, Header h) {
             Integer rank = ctx.channel().attr(RANK).get();
-            switch (frame.header().getBodyCase()) {
+            switch (h.getBodyCase()) {
                 case JOIN -> {
                     if (rank != null) {
                         refuse(ctx.channel(), "rank " + rank + " sent a second Join");
                     } else {
-                        onJoin(ctx.channel(), frame.header().getJoin());
+                        onJoin(ctx.channel(), h.getJoin());
                     }
                 }
                 case ABORT -> {
                     if (rank == null) {
                         refuse(ctx.channel(), "Abort before Join");
                     } else {
-                        relayAbort(rank, frame.header().getAbort());
+                        relayAbort(rank, h.getAbort());
                     }
                 }
-                default -> refuse(ctx.channel(), "unexpected " + frame.header().getBodyCase());
+                default -> refuse(ctx.channel(), "unexpected " + h.getBodyCase());
             }
         }
 

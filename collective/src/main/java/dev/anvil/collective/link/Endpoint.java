@@ -1,0 +1,156 @@
+package dev.anvil.collective.link;
+
+import dev.anvil.collective.proto.Header;
+import dev.anvil.collective.transport.Frames;
+import java.io.Closeable;
+import java.io.IOException;
+import java.net.SocketTimeoutException;
+import java.nio.ByteBuffer;
+import java.nio.channels.SelectionKey;
+import java.nio.channels.Selector;
+import java.nio.channels.SocketChannel;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
+import javax.net.ssl.SSLEngine;
+
+/**
+ * One end of a ring connection: a {@link Wire} and a selector to wait on its socket. Blocking reads and writes with a
+ * deadline serve the handshake; the data links then wait through {@link #await(int, long)} with their own timeouts.
+ * Owned by one thread at a time.
+ */
+public final class Endpoint implements Closeable {
+    private final Wire wire;
+    private final Selector selector;
+    private final SelectionKey key;
+
+    private Endpoint(Wire wire) throws IOException {
+        this.wire = wire;
+        this.selector = Selector.open();
+        this.key = wire.socket().register(selector, 0);
+    }
+
+    /**
+     * Takes over a connected socket, switching it to non-blocking mode.
+     *
+     * @param tls the TLS engine to run over it (client or server mode set), or null for a plain connection
+     * @param deadlineNanos when the TLS handshake must be done ({@link System#nanoTime()} scale)
+     */
+    public static Endpoint open(SocketChannel socket, SSLEngine tls, long deadlineNanos) throws IOException {
+        socket.configureBlocking(false);
+        socket.socket().setTcpNoDelay(true);
+        if (tls == null) {
+            return new Endpoint(new PlainWire(socket));
+        }
+        TlsWire wire = new TlsWire(socket, tls);
+        Endpoint endpoint = new Endpoint(wire);
+        try {
+            wire.handshake(endpoint, deadlineNanos);
+        } catch (IOException | RuntimeException e) {
+            endpoint.close();
+            throw e;
+        }
+        return endpoint;
+    }
+
+    /** Whether the connection is encrypted. */
+    boolean encrypted() {
+        return wire instanceof TlsWire;
+    }
+
+    /** The wire, for the data links. */
+    Wire wire() {
+        return wire;
+    }
+
+    /** Remote address, for messages. */
+    public String remote() {
+        try {
+            return String.valueOf(wire.socket().getRemoteAddress());
+        } catch (IOException e) {
+            return "a closed connection";
+        }
+    }
+
+    /**
+     * Waits until the socket is ready for {@code ops} or {@code timeoutNanos} pass.
+     *
+     * @return the ready operations (0 on timeout)
+     */
+    int await(int ops, long timeoutNanos) throws IOException {
+        key.interestOps(ops);
+        long millis = Math.max(1, TimeUnit.NANOSECONDS.toMillis(timeoutNanos));
+        int ready = selector.select(millis) > 0 ? key.readyOps() : 0;
+        selector.selectedKeys().clear();
+        return ready;
+    }
+
+    /** Waits for {@code ops} until the deadline; throws when it passes first. */
+    void awaitUntil(int ops, long deadlineNanos) throws IOException {
+        long left = deadlineNanos - System.nanoTime();
+        if (left <= 0 || await(ops, left) == 0 && System.nanoTime() - deadlineNanos >= 0) {
+            throw new SocketTimeoutException("timed out");
+        }
+    }
+
+    /** Wakes a thread waiting in {@link #await}; callable from any thread. */
+    void wakeup() {
+        selector.wakeup();
+    }
+
+    /** Fills {@code dst}, waiting until the deadline; end of stream is an error. */
+    public void readFully(ByteBuffer dst, long deadlineNanos) throws IOException {
+        while (dst.hasRemaining()) {
+            int n = wire.read(dst);
+            if (n < 0) {
+                throw new LinkException(LinkException.Kind.CLOSED, "connection closed");
+            }
+            if (n == 0) {
+                awaitUntil(SelectionKey.OP_READ, deadlineNanos);
+            }
+        }
+    }
+
+    /** Writes all of {@code srcs}, waiting until the deadline. */
+    public void writeFully(long deadlineNanos, ByteBuffer... srcs) throws IOException {
+        while (true) {
+            wire.write(srcs);
+            if (wire.flush() && !srcs[srcs.length - 1].hasRemaining()) {
+                return;
+            }
+            awaitUntil(SelectionKey.OP_WRITE, deadlineNanos);
+        }
+    }
+
+    /**
+     * Reads one control frame, checking its length and type before reading or parsing its body.
+     *
+     * @throws Frames.BadFrameException naming what is wrong with it
+     */
+    public Header readFrame(int maxHeaderBytes, Set<Header.BodyCase> allowed, long deadlineNanos) throws IOException {
+        ByteBuffer prefix = ByteBuffer.allocate(4);
+        readFully(prefix, deadlineNanos);
+        int length = Frames.checkLength(prefix.flip().getInt(), maxHeaderBytes);
+        ByteBuffer body = ByteBuffer.allocate(length);
+        readFully(body, deadlineNanos);
+        return Frames.parse(body.flip(), allowed);
+    }
+
+    /** Writes one control frame. */
+    public void writeFrame(Header header, long deadlineNanos) throws IOException {
+        writeFully(deadlineNanos, Frames.encode(header));
+    }
+
+    @Override
+    public void close() {
+        try {
+            selector.close();
+        } catch (IOException ignored) {
+            // closing the socket is what matters
+        }
+        try {
+            wire.close();
+        } catch (IOException ignored) {
+            // already closed
+        }
+    }
+}
