@@ -21,11 +21,12 @@ import java.util.Objects;
  * @param sliceBytes largest payload of one data frame; must be equal on every rank
  * @param channels rings run side by side over disjoint parts of each buffer, each with its own connections and
  *     threads; 0 picks {@link #defaultChannels()}; must be equal on every rank
+ * @param dataTransport how neighbours exchange data: shared memory on one host, TCP, or each where it applies
  * @param transport network threads for rendezvous and control, or null for the communicator's own
  */
 public record CommunicatorOptions(JobToken token, String fingerprint, TlsConfig tls, Duration peerTimeout,
         Duration rendezvousTimeout, String bindHost, String advertiseHost, int dataPort, int sliceBytes, int channels,
-        Transport transport) {
+        DataTransport dataTransport, Transport transport) {
     /** Default {@link #peerTimeout}. */
     public static final Duration DEFAULT_PEER_TIMEOUT = Duration.ofSeconds(60);
     /** Default {@link #rendezvousTimeout}. */
@@ -40,6 +41,7 @@ public record CommunicatorOptions(JobToken token, String fingerprint, TlsConfig 
         Objects.requireNonNull(token, "token: every rank needs the job token (JobToken.fromEnvironment)");
         Objects.requireNonNull(fingerprint, "fingerprint");
         Objects.requireNonNull(bindHost, "bindHost");
+        Objects.requireNonNull(dataTransport, "dataTransport");
         if (peerTimeout.isNegative() || peerTimeout.isZero()) {
             throw new IllegalArgumentException("peerTimeout must be positive, got " + peerTimeout);
         }
@@ -57,10 +59,10 @@ public record CommunicatorOptions(JobToken token, String fingerprint, TlsConfig 
         }
     }
 
-    /** Plain TCP on all interfaces, default timeouts, empty fingerprint. */
+    /** Plain TCP between hosts, shared memory within one, on all interfaces, default timeouts, empty fingerprint. */
     public static CommunicatorOptions defaults(JobToken token) {
         return new CommunicatorOptions(token, "", null, DEFAULT_PEER_TIMEOUT, DEFAULT_RENDEZVOUS_TIMEOUT, "0.0.0.0",
-                null, 0, DEFAULT_SLICE_BYTES, 0, null);
+                null, 0, DEFAULT_SLICE_BYTES, 0, DataTransport.AUTO, null);
     }
 
     /**
@@ -79,48 +81,54 @@ public record CommunicatorOptions(JobToken token, String fingerprint, TlsConfig 
     /** With another fingerprint. */
     public CommunicatorOptions withFingerprint(String value) {
         return new CommunicatorOptions(token, value, tls, peerTimeout, rendezvousTimeout, bindHost, advertiseHost,
-                dataPort, sliceBytes, channels, transport);
+                dataPort, sliceBytes, channels, dataTransport, transport);
     }
 
     /** With another token. */
     public CommunicatorOptions withToken(JobToken value) {
         return new CommunicatorOptions(value, fingerprint, tls, peerTimeout, rendezvousTimeout, bindHost,
-                advertiseHost, dataPort, sliceBytes, channels, transport);
+                advertiseHost, dataPort, sliceBytes, channels, dataTransport, transport);
     }
 
     /** With TLS (or null for none). */
     public CommunicatorOptions withTls(TlsConfig value) {
         return new CommunicatorOptions(token, fingerprint, value, peerTimeout, rendezvousTimeout, bindHost,
-                advertiseHost, dataPort, sliceBytes, channels, transport);
+                advertiseHost, dataPort, sliceBytes, channels, dataTransport, transport);
     }
 
     /** With other timeouts. */
     public CommunicatorOptions withTimeouts(Duration peer, Duration rendezvous) {
         return new CommunicatorOptions(token, fingerprint, tls, peer, rendezvous, bindHost, advertiseHost, dataPort,
-                sliceBytes, channels, transport);
+                sliceBytes, channels, dataTransport, transport);
     }
 
     /** Binding and advertising {@code host}, e.g. "127.0.0.1" for a single machine. */
     public CommunicatorOptions withHost(String host) {
         return new CommunicatorOptions(token, fingerprint, tls, peerTimeout, rendezvousTimeout, host, host, dataPort,
-                sliceBytes, channels, transport);
+                sliceBytes, channels, dataTransport, transport);
     }
 
     /** With another slice size. */
     public CommunicatorOptions withSliceBytes(int value) {
         return new CommunicatorOptions(token, fingerprint, tls, peerTimeout, rendezvousTimeout, bindHost,
-                advertiseHost, dataPort, value, channels, transport);
+                advertiseHost, dataPort, value, channels, dataTransport, transport);
     }
 
     /** With another channel count (0: from the core count). */
     public CommunicatorOptions withChannels(int value) {
         return new CommunicatorOptions(token, fingerprint, tls, peerTimeout, rendezvousTimeout, bindHost,
-                advertiseHost, dataPort, sliceBytes, value, transport);
+                advertiseHost, dataPort, sliceBytes, value, dataTransport, transport);
+    }
+
+    /** With another data transport. */
+    public CommunicatorOptions withDataTransport(DataTransport value) {
+        return new CommunicatorOptions(token, fingerprint, tls, peerTimeout, rendezvousTimeout, bindHost,
+                advertiseHost, dataPort, sliceBytes, channels, value, transport);
     }
 
     /** Sharing {@code value}'s network threads (the caller closes it after the communicators). */
     public CommunicatorOptions withTransport(Transport value) {
         return new CommunicatorOptions(token, fingerprint, tls, peerTimeout, rendezvousTimeout, bindHost,
-                advertiseHost, dataPort, sliceBytes, channels, value);
+                advertiseHost, dataPort, sliceBytes, channels, dataTransport, value);
     }
 }

@@ -1,6 +1,7 @@
 package dev.anvil.collective;
 
 import dev.anvil.collective.link.Connection;
+import dev.anvil.collective.link.HostIdentity;
 import dev.anvil.collective.proto.Abort;
 import dev.anvil.collective.proto.Header;
 import dev.anvil.collective.proto.PeerAddress;
@@ -87,7 +88,7 @@ public final class NettyCommunicator implements Communicator, ControlListener {
         RingHandshake.Tls tls = options.tls() == null ? null
                 : new RingHandshake.Tls(options.tls().serverContext(), options.tls().clientContext());
         RingHandshake.Terms terms = new RingHandshake.Terms(rank, ranks, options.sliceBytes(), channels,
-                options.token(), tls);
+                options.token(), tls, options.dataTransport(), HostIdentity.local());
         listener = RingListener.open(options.bindHost(), options.dataPort(), terms, handshake);
         int dataPort = listener.port();
 
@@ -170,6 +171,11 @@ public final class NettyCommunicator implements Communicator, ControlListener {
     /** Port of this rank's ring listener (for tests and diagnostics). */
     public int dataPort() {
         return listener.port();
+    }
+
+    /** How each channel's data arrives from the left neighbour: "tcp", "tls" or "shm" (for tests and diagnostics). */
+    public List<String> dataLinks() {
+        return engine.linkKinds();
     }
 
     /** Port of the coordinator, on rank 0 only; -1 elsewhere. */

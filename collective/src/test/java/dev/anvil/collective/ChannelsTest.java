@@ -13,8 +13,9 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
 /**
- * Channels and slices only decide how the work travels: every element is reduced in the same order whatever the
- * channel count and slice size, so results are bit for bit the same, and reduce-scatter shards stay where they were.
+ * Transports, channels and slices only decide how the work travels: every element is reduced in the same order
+ * whatever the transport, channel count and slice size, so results are bit for bit the same, and reduce-scatter
+ * shards stay where they were.
  */
 @Timeout(60)
 class ChannelsTest {
@@ -23,20 +24,20 @@ class ChannelsTest {
 
     @ParameterizedTest
     @EnumSource(ElementType.class)
-    void resultsDoNotDependOnTheChannelCountOrTheSliceSize(ElementType type) {
-        List<MemorySegment> oneChannel = run(1, 64 * 1024, type, false);
-        List<MemorySegment> threeChannels = run(3, 4096, type, false);
+    void resultsDoNotDependOnTheTransportTheChannelCountOrTheSliceSize(ElementType type) {
+        List<MemorySegment> tcp = run(DataTransport.TCP, 1, 64 * 1024, type, false);
+        List<MemorySegment> shm = run(DataTransport.SHM, 3, 4096, type, false);
         for (int r = 0; r < RANKS; r++) {
-            assertEquals(-1, oneChannel.get(0).mismatch(threeChannels.get(r)),
-                    "rank " + r + " with 3 channels differs from 1 channel");
+            assertEquals(-1, tcp.get(0).mismatch(shm.get(r)),
+                    "rank " + r + " over shared memory with 3 channels differs from TCP with 1 channel");
         }
     }
 
     @ParameterizedTest
     @EnumSource(ElementType.class)
     void reduceScatterShardsDoNotMoveWithChannels(ElementType type) {
-        List<MemorySegment> oneChannel = run(1, 64 * 1024, type, true);
-        List<MemorySegment> fourChannels = run(4, 8192, type, true);
+        List<MemorySegment> oneChannel = run(DataTransport.SHM, 1, 64 * 1024, type, true);
+        List<MemorySegment> fourChannels = run(DataTransport.TCP, 4, 8192, type, true);
         long bytes = type.byteSize();
         for (int r = 0; r < RANKS; r++) {
             long from = Shards.start(ELEMENTS, RANKS, r) * bytes;
@@ -47,8 +48,10 @@ class ChannelsTest {
     }
 
     /** Every rank's buffer after a MEAN all-reduce (or reduce-scatter) of the same random data. */
-    private static List<MemorySegment> run(int channels, int sliceBytes, ElementType type, boolean scatter) {
-        CommunicatorOptions options = AllReduceTest.testOptions().withChannels(channels).withSliceBytes(sliceBytes);
+    private static List<MemorySegment> run(DataTransport transport, int channels, int sliceBytes, ElementType type,
+            boolean scatter) {
+        CommunicatorOptions options = AllReduceTest.testOptions().withChannels(channels).withSliceBytes(sliceBytes)
+                .withDataTransport(transport);
         try (LocalCluster cluster = LocalCluster.start(RANKS, options)) {
             List<MemorySegment> bufs = new ArrayList<>();
             List<CompletableFuture<Void>> pending = new ArrayList<>();

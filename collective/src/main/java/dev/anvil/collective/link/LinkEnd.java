@@ -78,7 +78,9 @@ final class LinkEnd {
         }
         ByteBuffer last = srcs[srcs.length - 1];
         while (true) {
-            wire.write(srcs);
+            if (wire.write(srcs) > 0) {
+                lastHeard = System.nanoTime(); // the peer reads: alive, though too busy to send heartbeats
+            }
             if (wire.flush() && !last.hasRemaining()) {
                 lastSent = System.nanoTime();
                 return;

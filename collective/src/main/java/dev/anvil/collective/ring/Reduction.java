@@ -12,7 +12,7 @@ import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Element-wise kernels over little-endian segments: {@code dst = dst + src}, optionally divided by a count, with the
+ * Element-wise kernels over little-endian segments: {@code dst = a + b}, optionally divided by a count, with the
  * Vector API at whatever width this CPU has. bf16 widens to fp32, adds, and rounds back to nearest even (a NaN stays
  * a quiet NaN), lane by lane as {@link #narrow(float)} does, so the vector and scalar paths agree bit for bit.
  */
@@ -35,52 +35,60 @@ public final class Reduction {
      */
     public static void accumulate(ElementType type, MemorySegment dst, long dstOffset, MemorySegment src,
             long srcOffset, long bytes, int divisor) {
+        sum(type, dst, dstOffset, dst, dstOffset, src, srcOffset, bytes, divisor);
+    }
+
+    /**
+     * {@code dst[i] = (a[i] + b[i]) / divisor}: the same arithmetic as {@link #accumulate}, with the result written
+     * elsewhere ({@code dst} may be {@code a}).
+     */
+    public static void sum(ElementType type, MemorySegment dst, long d, MemorySegment a, long aOffset,
+            MemorySegment b, long bOffset, long bytes, int divisor) {
         switch (type) {
-            case FLOAT32 -> accumulateF32(dst, dstOffset, src, srcOffset, bytes, divisor);
-            case BFLOAT16 -> accumulateBf16(dst, dstOffset, src, srcOffset, bytes, divisor);
+            case FLOAT32 -> sumF32(dst, d, a, aOffset, b, bOffset, bytes, divisor);
+            case BFLOAT16 -> sumBf16(dst, d, a, aOffset, b, bOffset, bytes, divisor);
         }
     }
 
-    private static void accumulateF32(MemorySegment dst, long d, MemorySegment src, long s, long bytes, int divisor) {
+    private static void sumF32(MemorySegment dst, long d, MemorySegment a, long x, MemorySegment b, long y,
+            long bytes, int divisor) {
         long step = F.vectorByteSize();
         long bound = bytes - bytes % step;
         long i = 0;
         if (divisor == 1) {
             for (; i < bound; i += step) {
-                FloatVector a = FloatVector.fromMemorySegment(F, dst, d + i, LE);
-                FloatVector b = FloatVector.fromMemorySegment(F, src, s + i, LE);
-                a.add(b).intoMemorySegment(dst, d + i, LE);
+                FloatVector.fromMemorySegment(F, a, x + i, LE).add(FloatVector.fromMemorySegment(F, b, y + i, LE))
+                        .intoMemorySegment(dst, d + i, LE);
             }
             for (; i < bytes; i += 4) {
-                dst.set(F32, d + i, dst.get(F32, d + i) + src.get(F32, s + i));
+                dst.set(F32, d + i, a.get(F32, x + i) + b.get(F32, y + i));
             }
         } else {
             // Divide rather than multiply by 1/divisor: the result then matches sum/n exactly as a reference would.
             float n = divisor;
             for (; i < bound; i += step) {
-                FloatVector a = FloatVector.fromMemorySegment(F, dst, d + i, LE);
-                FloatVector b = FloatVector.fromMemorySegment(F, src, s + i, LE);
-                a.add(b).div(n).intoMemorySegment(dst, d + i, LE);
+                FloatVector.fromMemorySegment(F, a, x + i, LE).add(FloatVector.fromMemorySegment(F, b, y + i, LE))
+                        .div(n).intoMemorySegment(dst, d + i, LE);
             }
             for (; i < bytes; i += 4) {
-                dst.set(F32, d + i, (dst.get(F32, d + i) + src.get(F32, s + i)) / n);
+                dst.set(F32, d + i, (a.get(F32, x + i) + b.get(F32, y + i)) / n);
             }
         }
     }
 
-    private static void accumulateBf16(MemorySegment dst, long d, MemorySegment src, long s, long bytes,
-            int divisor) {
+    private static void sumBf16(MemorySegment dst, long d, MemorySegment a, long x, MemorySegment b, long y,
+            long bytes, int divisor) {
         long step = S.vectorByteSize();
         long bound = bytes - bytes % step;
         float n = divisor;
         long i = 0;
         for (; i < bound; i += step) {
-            FloatVector sum = widen(ShortVector.fromMemorySegment(S, dst, d + i, LE))
-                    .add(widen(ShortVector.fromMemorySegment(S, src, s + i, LE)));
+            FloatVector sum = widen(ShortVector.fromMemorySegment(S, a, x + i, LE))
+                    .add(widen(ShortVector.fromMemorySegment(S, b, y + i, LE)));
             narrow(divisor == 1 ? sum : sum.div(n)).intoMemorySegment(dst, d + i, LE);
         }
         for (; i < bytes; i += 2) {
-            float sum = widen(dst.get(BF16, d + i)) + widen(src.get(BF16, s + i));
+            float sum = widen(a.get(BF16, x + i)) + widen(b.get(BF16, y + i));
             dst.set(BF16, d + i, narrow(divisor == 1 ? sum : sum / n));
         }
     }

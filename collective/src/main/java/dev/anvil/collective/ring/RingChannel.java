@@ -7,6 +7,7 @@ import dev.anvil.collective.link.Outbound;
 import dev.anvil.collective.proto.Abort;
 import java.io.IOException;
 import java.io.InterruptedIOException;
+import java.lang.foreign.MemorySegment;
 import java.util.ArrayDeque;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
@@ -32,6 +33,8 @@ final class RingChannel {
     private long postedUpTo = -1;
     private RingOp current;
 
+    /** Whoever writes to the outgoing link: the sender, or the receiver forwarding in place. */
+    private final ReentrantLock producer = new ReentrantLock();
     private final ReentrantLock queueLock = new ReentrantLock();
     private RingOp[] queuedOps = new RingOp[64];
     private int[] queuedSteps = new int[64];
@@ -88,6 +91,37 @@ final class RingChannel {
         }
     }
 
+    /**
+     * For the receiver: a place in the outgoing link to write the next forwarded chunk into directly, when the link
+     * has one free and the sender is not using the link; null otherwise (the chunk is then {@link #enqueue queued}).
+     * Never waits, so the receiver never blocks on the right neighbour. A non-null claim holds the link until
+     * {@link #publishClaimed} or {@link #dropClaim}.
+     */
+    MemorySegment claim() {
+        if (!producer.tryLock()) {
+            return null;
+        }
+        MemorySegment place = out.claim();
+        if (place == null) {
+            producer.unlock();
+        }
+        return place;
+    }
+
+    /** Sends the claimed chunk and releases the link. */
+    void publishClaimed(DataHeader header) {
+        try {
+            out.publish(header);
+        } finally {
+            producer.unlock();
+        }
+    }
+
+    /** Releases the link without sending the claimed chunk (the receive failed; the ring is breaking). */
+    void dropClaim() {
+        producer.unlock();
+    }
+
     /** Wakes both threads so they notice that the ring is stopping. */
     void wakeup() {
         postLock.lock();
@@ -118,11 +152,12 @@ final class RingChannel {
     }
 
     private void receiveLoop() {
+        DataHeader forwardHeader = new DataHeader();
         try {
             while (true) {
                 DataHeader h = in.next();
                 RingOp op = partFor(h.opSeq);
-                if (op.receive(h, in, this, engine.leftName())) {
+                if (op.receive(h, in, this, forwardHeader, engine.leftName())) {
                     retire(op);
                 }
             }
@@ -209,7 +244,12 @@ final class RingChannel {
                     continue;
                 }
                 long offset = op.fill(header, step, slice);
-                out.send(header, op.sendView, offset);
+                producer.lock();
+                try {
+                    out.send(header, op.sendView, offset);
+                } finally {
+                    producer.unlock();
+                }
                 op.sent();
             }
         } catch (Throwable t) {

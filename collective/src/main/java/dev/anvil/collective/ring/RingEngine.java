@@ -87,6 +87,15 @@ public final class RingEngine implements LinkControl {
         watchdog.start();
     }
 
+    /** How each channel's data arrives: "tcp", "tls" or "shm". */
+    public List<String> linkKinds() {
+        List<String> kinds = new ArrayList<>();
+        for (RingChannel c : channels) {
+            kinds.add(c.in.describe());
+        }
+        return kinds;
+    }
+
     /** Which thread serves which link, one line per channel, for the log. */
     public String threadMap() {
         StringBuilder map = new StringBuilder();

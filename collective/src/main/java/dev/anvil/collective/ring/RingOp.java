@@ -90,13 +90,17 @@ final class RingOp {
     }
 
     /**
-     * Consumes one received chunk (header already read) from {@code in} and queues whatever it unblocks.
+     * Consumes one received chunk (header already read) from {@code in} and forwards whatever it unblocks: in place
+     * when the outgoing link offers a free place (the sum of a reduce-scatter step then goes straight to the right
+     * neighbour without touching this rank's buffer), through the sender's queue otherwise. Both give the same bits.
      *
+     * @param forwardHeader this thread's header for in-place forwards
      * @param from who sent it, for error messages
      * @return whether every expected chunk has now arrived
      * @throws CollectiveException when the chunk does not belong to this part as issued on this rank
      */
-    boolean receive(DataHeader h, Inbound in, RingChannel channel, String from) throws IOException {
+    boolean receive(DataHeader h, Inbound in, RingChannel channel, DataHeader forwardHeader, String from)
+            throws IOException {
         checkMatches(h, from);
         int step = h.step;
         int slice = h.slice;
@@ -117,21 +121,49 @@ final class RingOp {
             throw new CollectiveException(from + " sent " + Integer.toUnsignedString(h.payloadLength)
                     + " bytes for step " + step + " slice " + slice + " of collective #" + seq + "; expected " + length);
         }
-        if (step < reduceSteps()) {
-            int divisor = step == reduceSteps() - 1 && reduce == ReduceOp.MEAN ? ranks : 1;
-            Reduction.accumulate(type, buf, offset, in.payload(), 0, length, divisor);
-        } else {
-            in.payloadInto(receiveView, offset);
+        boolean forward = kind != OpKind.BROADCAST ? step + 1 < steps() : mod(rank + 1) != root;
+        MemorySegment place = forward ? channel.claim() : null;
+        boolean published = false;
+        try {
+            if (step < reduceSteps()) {
+                MemorySegment partial = in.payload();
+                if (place != null && step + 1 < reduceSteps()) {
+                    Reduction.sum(type, place, 0, buf, offset, partial, 0, length, 1);
+                } else {
+                    int divisor = step == reduceSteps() - 1 && reduce == ReduceOp.MEAN ? ranks : 1;
+                    Reduction.accumulate(type, buf, offset, partial, 0, length, divisor);
+                    copy(place, offset, length);
+                }
+            } else {
+                in.payloadInto(receiveView, offset);
+                copy(place, offset, length);
+            }
+            if (place != null) {
+                fill(forwardHeader, step + 1, slice);
+                published = true;
+                channel.publishClaimed(forwardHeader);
+            }
+        } finally {
+            if (place != null && !published) {
+                channel.dropClaim();
+            }
         }
         received.set(bit);
         receivedFrames++;
         collective.progress();
-        boolean forward = kind != OpKind.BROADCAST ? step + 1 < steps() : mod(rank + 1) != root;
-        if (forward) {
+        if (place != null) {
+            sent();
+        } else if (forward) {
             channel.enqueue(this, step + 1, slice);
         }
         finishedOne();
         return receivedFrames == expectedFrames;
+    }
+
+    private void copy(MemorySegment place, long offset, int length) {
+        if (place != null) {
+            MemorySegment.copy(buf, offset, place, 0, length);
+        }
     }
 
     /**
