@@ -89,7 +89,17 @@ public interface Communicator extends AutoCloseable {
     /** Returns once every rank has called {@code barrier} (after all collectives issued before it completed). */
     void barrier();
 
-    /** Closes the connections; the other ranks see this rank as lost. Idempotent. */
+    /**
+     * Ends this rank's part in a job that went well: returns once every rank called {@code finish} (a barrier), and
+     * from then on other ranks closing is expected rather than reported as a lost rank. Call it after the last
+     * collective, before {@link #close}.
+     */
+    void finish();
+
+    /**
+     * Closes the connections. Unless every rank {@linkplain #finish finished}, the other ranks see this rank as lost,
+     * as they should when it fails. Idempotent.
+     */
     @Override
     void close();
 

@@ -267,6 +267,14 @@ public final class NettyCommunicator implements Communicator, ControlListener {
     }
 
     @Override
+    public void finish() {
+        // Quiesce before the barrier: a rank that completes it first may leave while this one still awaits its last
+        // slice, which is already on the wire.
+        quiesce();
+        barrier();
+    }
+
+    @Override
     public void close() {
         if (closed) {
             return;
@@ -292,19 +300,19 @@ public final class NettyCommunicator implements Communicator, ControlListener {
     @Override
     public void onAbort(int lostRank, String reason) {
         String address = lostRank >= 0 && lostRank < worldSize() ? addressOf(lostRank) : "unknown";
-        failEngine(new PeerLostException(lostRank, address, reason));
+        peerGone(new PeerLostException(lostRank, address, reason));
     }
 
     @Override
     public void onCoordinatorLost(String reason) {
         if (!closed) {
-            failEngine(new PeerLostException(0, config.masterHost() + ":" + config.masterPort(), reason
+            peerGone(new PeerLostException(0, config.masterHost() + ":" + config.masterPort(), reason
                     + " (rank 0 runs the coordinator)"));
         }
     }
 
-    /** Fails the engine, or the connect in progress when the engine does not exist yet. */
-    private void failEngine(CollectiveException cause) {
+    /** A rank is gone: tells the engine, or fails the connect in progress when the engine does not exist yet. */
+    private void peerGone(CollectiveException cause) {
         RingEngine e;
         synchronized (this) {
             e = engine;
@@ -313,7 +321,7 @@ public final class NettyCommunicator implements Communicator, ControlListener {
             }
         }
         if (e != null) {
-            e.fail(cause);
+            e.peerGone(cause);
         }
     }
 

@@ -47,6 +47,11 @@ final class SingleRankCommunicator implements Communicator {
     }
 
     @Override
+    public void finish() {
+        barrier();
+    }
+
+    @Override
     public void close() {
         closed = true;
     }

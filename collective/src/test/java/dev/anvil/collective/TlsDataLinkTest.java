@@ -20,7 +20,7 @@ class TlsDataLinkTest {
 
     @Test
     void allReduceOverTlsGivesTheSameBitsAsOverPlainTcp(@TempDir Path dir) throws Exception {
-        SecurityTest.certs(dir, "node");
+        MutualTlsTest.certs(dir, "node");
         TlsConfig tls = new TlsConfig(dir.resolve("ca.pem"), dir.resolve("node.pem"), dir.resolve("node-key.pem"));
         // 100,003 floats over 3 ranks, 2 channels and 20,000-byte slices: records and slices never line up.
         CommunicatorOptions plain = AllReduceTest.testOptions().withDataTransport(DataTransport.TCP).withChannels(2)

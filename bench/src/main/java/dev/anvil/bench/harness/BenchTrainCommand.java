@@ -98,8 +98,9 @@ public final class BenchTrainCommand implements Callable<Integer>, AnvilSubcomma
                     backend.description(), dtype, settings.batchSize(), settings.seqLen(), warmup, steps);
             // The CPU backend keeps its buffers on the heap; a GPU backend would report its device memory here.
             MemoryProbe memory = new MemoryProbe(OptionalLong::empty);
+            // In a log, one line per step: a run cut short by a time limit still shows how far it got.
             TrainBenchmark.Measurement m = TrainBenchmark.run(backend, settings, memory,
-                    new ProgressLine(out, ProgressLine.stdoutIsTerminal(), 5));
+                    new ProgressLine(out, ProgressLine.stdoutIsTerminal(), 0));
             Peak peak = fixedPeak != null ? fixedPeak : CpuPeak.measure(backend);
             Instant now = Instant.now().truncatedTo(ChronoUnit.SECONDS);
             BenchResult result = result(settings, backend, dtype, m, memory, peak, now);

@@ -71,7 +71,9 @@ final class TrainBenchmark {
         PhaseClock clock = new PhaseClock(backend::synchronize);
         try (GptModel model = new GptModel(backend, s.model(), s.dtype());
              AdamW adamw = new AdamW(backend, model.layout(), ADAMW)) {
+            long init = System.nanoTime();
             model.initialize(s.seed());
+            progress.println(String.format(Locale.ROOT, "weights initialised in %.1f s", (System.nanoTime() - init) / 1e9));
             model.zeroGradients();
             for (int i = 0; i < s.warmup() + s.steps(); i++) {
                 if (i == s.warmup()) {

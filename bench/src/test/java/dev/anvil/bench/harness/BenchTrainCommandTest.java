@@ -4,7 +4,10 @@ import dev.anvil.engine.cli.AnvilMain;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -65,8 +68,20 @@ class BenchTrainCommandTest {
     }
 
     @Test
-    void worldSizeAboveOneIsRefusedWithAReason() {
-        assertEquals(1, AnvilMain.run("bench-train", "--world-size", "2"));
+    void worldSizeAboveOneIsRefusedSayingWhatToRunInstead() {
+        PrintStream stderr = System.err;
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        int rc;
+        try {
+            System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
+            rc = AnvilMain.run("bench-train", "--world-size", "2");
+        } finally {
+            System.setErr(stderr);
+        }
+        assertEquals(1, rc);
+        assertEquals("anvil bench-train: error: bench-train runs one rank so far; drop --world-size (or use 1). For"
+                + " communication alone, run the AllReduceBenchmark JMH benchmark" + System.lineSeparator(),
+                err.toString(StandardCharsets.UTF_8));
     }
 
     /** Splits an RFC 4180 line. */

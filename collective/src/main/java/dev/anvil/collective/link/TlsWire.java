@@ -50,6 +50,7 @@ final class TlsWire implements Wire {
                         }
                     }
                     case NEED_UNWRAP, NEED_UNWRAP_AGAIN -> {
+                        checkRecord();
                         SSLEngineResult r = unwrap(appInForWriting());
                         appIn.flip();
                         if (r.getStatus() == SSLEngineResult.Status.BUFFER_UNDERFLOW) {
@@ -66,12 +67,29 @@ final class TlsWire implements Wire {
                     default -> throw new SSLException("unexpected TLS handshake state " + status);
                 }
             }
+        } catch (PlaintextPeer e) {
+            throw e; // a peer that does not speak TLS gets no answer at all, not even an alert
         } catch (SSLException e) {
             sendAlert();
             throw e;
         }
         while (!flush()) {
             endpoint.awaitUntil(SelectionKey.OP_WRITE, deadlineNanos);
+        }
+    }
+
+    /** The peer's first bytes are not a TLS record: it speaks plaintext. */
+    private static final class PlaintextPeer extends SSLException {
+        PlaintextPeer() {
+            super("the peer does not speak TLS (its first bytes are not a TLS record); is it configured for TLS?");
+        }
+    }
+
+    /** Refuses a first record that is not TLS (content type 20..24, version 3.x) before the engine sees it. */
+    private void checkRecord() throws PlaintextPeer {
+        if (netIn.position() >= 1 && ((netIn.get(0) & 0xFF) < 20 || (netIn.get(0) & 0xFF) > 24)
+                || netIn.position() >= 2 && netIn.get(1) != 3) {
+            throw new PlaintextPeer();
         }
     }
 

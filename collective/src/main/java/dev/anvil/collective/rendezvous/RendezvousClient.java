@@ -55,7 +55,7 @@ public final class RendezvousClient {
             ControlListener listener) {
         SslContext ssl = tls == null ? null : tls.clientContext();
         int maxWelcome = 1024 + 300 * config.worldSize();
-        Handler handler = new Handler(config, listener);
+        Handler handler = new Handler(config, listener, ssl != null);
         String coordinator = "the coordinator (rank 0)";
         Channel ch = Connector.connect(transport, config.masterHost(), config.masterPort(),
                 new ChannelInitializer<>() {
@@ -108,10 +108,12 @@ public final class RendezvousClient {
         final CompletableFuture<List<PeerAddress>> welcome = new CompletableFuture<>();
         private final RendezvousConfig config;
         private final ControlListener listener;
+        private final boolean tls;
 
-        Handler(RendezvousConfig config, ControlListener listener) {
+        Handler(RendezvousConfig config, ControlListener listener, boolean tls) {
             this.config = config;
             this.listener = listener;
+            this.tls = tls;
         }
 
         @Override
@@ -166,7 +168,10 @@ public final class RendezvousClient {
         @Override
         public void channelInactive(ChannelHandlerContext ctx) {
             String message = "connection to the coordinator at " + where() + " closed";
-            lost(message, new CollectiveException(message + " before the rendezvous completed"));
+            // A coordinator that uses TLS drops a plaintext connection without a word: say so.
+            lost(message, new CollectiveException(message + " before the rendezvous completed" + (tls ? ""
+                    : "; if the job uses mutual TLS, this rank must too (the job's CA certificate, and a certificate"
+                            + " and key of this node's that the CA signed)")));
         }
 
         /** Before the Welcome a loss fails the rendezvous; after it, the communicator hears about it. */

@@ -53,6 +53,7 @@ public final class RingEngine implements LinkControl {
     private volatile CollectiveException failure;
     private volatile Abort abortToSend;
     private volatile boolean closing;
+    private CollectiveException departure;
 
     /**
      * @param links per channel, the connection from the left and the one to the right, handshakes done
@@ -153,12 +154,23 @@ public final class RingEngine implements LinkControl {
         do {
             while (true) {
                 Collective done;
+                CollectiveException gone = null;
                 synchronized (this) {
                     done = ops.peek();
-                    if (done == null || !done.isDone()) {
-                        break;
+                    if (done != null && done.isDone()) {
+                        ops.poll();
+                    } else {
+                        done = null;
+                        if (ops.isEmpty()) {
+                            gone = departure;
+                        }
                     }
-                    ops.poll();
+                }
+                if (done == null) {
+                    if (gone != null) {
+                        fail(gone);
+                    }
+                    break;
                 }
                 done.future.complete(null);
             }
@@ -200,6 +212,24 @@ public final class RingEngine implements LinkControl {
      */
     public void quiesce() {
         closing = true;
+    }
+
+    /**
+     * A neighbour's connection closed, or the coordinator reported a rank gone; callable from any thread. Breaks the
+     * ring at once, unless the job is shutting down ({@link #quiesce}) and collectives are pending: a rank leaves
+     * only after its last collective completed, so whatever they still need from it has already arrived. They
+     * complete first, then the ring closes; the watchdog still bounds the wait.
+     */
+    public void peerGone(CollectiveException cause) {
+        synchronized (this) {
+            if (closing && !ops.isEmpty() && failure == null) {
+                if (departure == null) {
+                    departure = cause;
+                }
+                return;
+            }
+        }
+        fail(cause);
     }
 
     /** Closes the ring; pending collectives fail and neighbours see this rank as lost. Waits for the threads. */
@@ -251,18 +281,18 @@ public final class RingEngine implements LinkControl {
     /** A channel's link stopped with {@code t}: turn it into the failure that names the rank to blame. */
     void linkFailed(boolean fromLeft, Throwable t) {
         int neighbour = fromLeft ? leftRank() : rightRank();
-        CollectiveException cause = switch (t) {
-            case LinkException e when e.kind() == LinkException.Kind.STOPPED -> null;
+        switch (t) {
+            case LinkException e when e.kind() == LinkException.Kind.STOPPED -> { }
             case LinkException e when e.kind() == LinkException.Kind.ABORTED ->
-                    new PeerLostException(e.lostRank(), address(e.lostRank()), e.getMessage());
-            case LinkException e -> new PeerLostException(neighbour, address(neighbour), e.getMessage());
-            case ProtocolException e -> new PeerLostException(neighbour, address(neighbour), e.getMessage());
-            case CollectiveException e -> new PeerLostException(neighbour, address(neighbour), e.getMessage());
-            case IOException e -> new PeerLostException(neighbour, address(neighbour), e.toString());
-            default -> new CollectiveException("rank " + rank + ": the ring thread failed: " + t, t);
-        };
-        if (cause != null) {
-            fail(cause);
+                    fail(new PeerLostException(e.lostRank(), address(e.lostRank()), e.getMessage()));
+            // The neighbour went away (closed, or reset the connection): expected while the job shuts down.
+            case LinkException e when e.kind() == LinkException.Kind.CLOSED ->
+                    peerGone(new PeerLostException(neighbour, address(neighbour), e.getMessage()));
+            case LinkException e -> fail(new PeerLostException(neighbour, address(neighbour), e.getMessage()));
+            case ProtocolException e -> fail(new PeerLostException(neighbour, address(neighbour), e.getMessage()));
+            case CollectiveException e -> fail(new PeerLostException(neighbour, address(neighbour), e.getMessage()));
+            case IOException e -> peerGone(new PeerLostException(neighbour, address(neighbour), e.toString()));
+            default -> fail(new CollectiveException("rank " + rank + ": the ring thread failed: " + t, t));
         }
     }
 

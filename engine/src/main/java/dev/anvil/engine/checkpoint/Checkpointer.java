@@ -35,7 +35,8 @@ import java.util.stream.Stream;
  * <p>A checkpoint is written into a hidden {@code .step_….partial} directory, every file synced,
  * the checksum list written last, and the directory then renamed into place: a crash at any moment
  * leaves either no new checkpoint or a complete one, and the older ones untouched. Only the newest
- * {@code keepLast} are kept.
+ * {@code keepLast} are kept; an old one is renamed to a hidden name before it is deleted, so a crash
+ * never leaves half of one in sight. What a crash leaves hidden is removed by the next write.
  */
 public final class Checkpointer {
 
@@ -45,6 +46,16 @@ public final class Checkpointer {
     private static final List<String> FILES = List.of(HfModelFiles.CONFIG_FILE, HfModelFiles.WEIGHTS_FILE, OPTIMIZER,
             STATE, MANIFEST);
     private static final Pattern NAME = Pattern.compile("step_(\\d{8,})");
+    /** What a crash during a write or a prune leaves behind. */
+    private static final Pattern LEFTOVER = Pattern.compile("\\.step_\\d{8,}\\.(partial|deleting)");
+    /**
+     * Test hook for crash tests: {@code -Danvil.test.haltCheckpointAt=POINT@STEP} halts the JVM at once, as
+     * {@code kill -9} would (no shutdown hook, no {@code finally}), at that point of writing the checkpoint of
+     * STEP. The points, in order: {@code weights} (config and weights written in the partial directory),
+     * {@code optimizer}, {@code checksums} (complete, not yet renamed), {@code renamed} (in place, old ones not yet
+     * pruned), {@code pruning} (the oldest renamed aside, not yet deleted).
+     */
+    public static final String HALT_PROPERTY = "anvil.test.haltCheckpointAt";
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
     private final Path saveDir;
@@ -98,17 +109,20 @@ public final class Checkpointer {
         Path target = pathFor(state.step());
         String name = target.getFileName().toString();
         Path partial = saveDir.resolve("." + name + ".partial");
-        deleteTree(partial);
+        deleteLeftovers();
         Files.createDirectories(partial);
         HfModelFiles.save(partial, snapshot.config(), snapshot.params(), TensorDtype.F32);
+        haltIfAsked("weights", state.step());
         AdamW.State opt = snapshot.optimizer();
         long[] shape = {opt.m().length};
         SafeTensors.write(partial.resolve(OPTIMIZER), Map.of("step", Integer.toString(opt.step())), List.of(
                 new SafeTensors.TensorData("exp_avg", TensorDtype.F32, shape, () -> FloatBuffer.wrap(opt.m())),
                 new SafeTensors.TensorData("exp_avg_sq", TensorDtype.F32, shape, () -> FloatBuffer.wrap(opt.v()))));
+        haltIfAsked("optimizer", state.step());
         AtomicFiles.writeString(partial.resolve(STATE), JSON.writeValueAsString(state));
         AtomicFiles.writeString(partial.resolve(MANIFEST), JSON.writeValueAsString(snapshot.manifest()));
         AtomicFiles.writeString(partial.resolve(Checksums.FILE), Checksums.list(partial, FILES));
+        haltIfAsked("checksums", state.step());
         if (Files.exists(target)) {
             // Same step saved again (a rerun): move the old one aside first; rename cannot replace a directory.
             Path old = saveDir.resolve("." + name + ".old");
@@ -120,7 +134,8 @@ public final class Checkpointer {
             Files.move(partial, target, StandardCopyOption.ATOMIC_MOVE);
         }
         AtomicFiles.syncDirectory(saveDir);
-        prune();
+        haltIfAsked("renamed", state.step());
+        prune(state.step());
         return target;
     }
 
@@ -189,13 +204,32 @@ public final class Checkpointer {
         return state;
     }
 
-    private void prune() throws IOException {
+    private void prune(int step) throws IOException {
         if (keepLast == 0) {
             return;
         }
         List<Path> all = list();
         for (int i = 0; i < all.size() - keepLast; i++) {
-            deleteTree(all.get(i));
+            Path doomed = saveDir.resolve("." + all.get(i).getFileName() + ".deleting");
+            Files.move(all.get(i), doomed, StandardCopyOption.ATOMIC_MOVE);
+            haltIfAsked("pruning", step);
+            deleteTree(doomed);
+        }
+    }
+
+    /** Removes the partial checkpoints and half-pruned ones a crash left (one writer per directory at a time). */
+    private void deleteLeftovers() throws IOException {
+        try (DirectoryStream<Path> dirs = Files.newDirectoryStream(saveDir,
+                p -> LEFTOVER.matcher(p.getFileName().toString()).matches())) {
+            for (Path dir : dirs) {
+                deleteTree(dir);
+            }
+        }
+    }
+
+    private static void haltIfAsked(String point, int step) {
+        if ((point + "@" + step).equals(System.getProperty(HALT_PROPERTY))) {
+            Runtime.getRuntime().halt(137); // 128 + SIGKILL, as the shell reports a kill -9
         }
     }
 

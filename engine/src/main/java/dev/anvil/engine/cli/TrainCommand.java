@@ -182,6 +182,9 @@ public final class TrainCommand implements Callable<Integer> {
                 if (leader) {
                     out.println("nothing to do: the checkpoint has already completed " + start + " of " + config.steps() + " steps");
                 }
+                if (comm != null) {
+                    comm.finish();
+                }
                 return 0;
             }
             Trainer trainer = new Trainer(gpt, adamw, config).stopOn(StopSignal.install());
@@ -216,16 +219,15 @@ public final class TrainCommand implements Callable<Integer> {
             try {
                 result = trainer.run(train::load, start);
             } catch (TrainingDivergedException e) {
-                if (leader) {
-                    writer.awaitPending();
-                    spec.commandLine().getErr().println("anvil train: error: " + e.getMessage());
-                    checkpoints.latestValid(w -> { }).ifPresent(p -> spec.commandLine().getErr().println(
-                            "the last good checkpoint is " + p + "; it is untouched"));
-                }
+                // Every rank stops at this step and says so in one line; the leader names the checkpoint to go back to.
+                writer.awaitPending();
+                String last = leader ? checkpoints.latestValid(w -> { })
+                        .map(p -> "; the last good checkpoint, " + p + ", is untouched").orElse("") : "";
+                spec.commandLine().getErr().println("anvil train: error: " + e.getMessage() + last);
                 return 1;
             }
             if (comm != null) {
-                comm.barrier(); // every rank has finished its last step before any leaves
+                comm.finish(); // every rank finished its last step: none mistakes the others leaving for a lost rank
             }
             writer.awaitPending(); // the report names the last checkpoint: it must be on disk
             if (leader) {

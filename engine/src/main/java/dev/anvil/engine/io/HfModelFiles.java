@@ -72,7 +72,8 @@ public final class HfModelFiles {
      * Reads the model in {@code dir}, its shape from {@code config.json}.
      *
      * @throws ModelFormatException naming the file and tensor or field, if a file is malformed or
-     *                              truncated, or a tensor is missing, unknown or wrongly shaped
+     *                              truncated, or a tensor is missing, unknown, wrongly shaped or holds
+     *                              NaN or infinite values
      */
     public static ModelWeights load(Path dir) throws IOException {
         GptConfig config = HfConfig.read(dir.resolve(CONFIG_FILE));
@@ -116,8 +117,27 @@ public final class HfModelFiles {
                     // The token embedding's padded rows stay zero.
                     st.read(name, params, (int) t.offset());
                 }
+                requireFinite(file, name, params, (int) t.offset(), (int) t.size());
             }
             return params;
+        }
+    }
+
+    /** A NaN or infinite weight would poison every step it touches: refuse it here, naming the tensor. */
+    private static void requireFinite(Path file, String tensor, float[] values, int offset, int count)
+            throws ModelFormatException {
+        int bad = 0;
+        float first = 0;
+        for (int i = offset; i < offset + count; i++) {
+            if (!Float.isFinite(values[i])) {
+                first = bad == 0 ? values[i] : first;
+                bad++;
+            }
+        }
+        if (bad > 0) {
+            throw new ModelFormatException(file, "tensor '" + tensor + "' holds " + bad + " non-finite value"
+                    + (bad == 1 ? "" : "s") + " (" + first + (bad == 1 ? "" : ", ...") + "); weights like these can"
+                    + " be neither trained nor evaluated");
         }
     }
 

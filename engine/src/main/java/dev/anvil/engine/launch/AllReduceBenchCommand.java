@@ -92,6 +92,10 @@ public final class AllReduceBenchCommand implements Callable<Integer> {
             return mean(mine ? 1 : 0) > 0;
         }
 
+        /** Ends the job normally, so no rank reports the others leaving as lost (see {@code Communicator#finish}). */
+        default void finish() {
+        }
+
         @Override
         void close();
     }
@@ -151,6 +155,7 @@ public final class AllReduceBenchCommand implements Callable<Integer> {
                             bytes / type.byteSize(), seconds * 1e3, algbw, busbw);
                 }
             }
+            ranks.finish();
         }
         return 0;
     }
@@ -318,6 +323,11 @@ public final class AllReduceBenchCommand implements Callable<Integer> {
             float[] value = {(float) seconds};
             comm.allReduce(MemorySegment.ofArray(value), ElementType.FLOAT32, ReduceOp.MEAN);
             return value[0];
+        }
+
+        @Override
+        public void finish() {
+            comm.finish();
         }
 
         @Override

@@ -3,6 +3,7 @@ package dev.anvil.engine.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.anvil.engine.checkpoint.Checksums;
+import dev.anvil.engine.data.ShardWriter;
 
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -14,6 +15,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.SplittableRandom;
 import java.util.TreeMap;
 import java.util.stream.Stream;
 
@@ -34,8 +36,42 @@ public final class Cli {
         }
     }
 
-    /** Runs {@code anvil args...} in this JVM with stdout and stderr captured. */
+    /**
+     * Variables by which a launcher (torchrun, Slurm, {@code anvil launch}) or a developer's shell changes what
+     * {@code anvil} does in this JVM: the ones it reads. Maven's test JVMs run without them (the surefire
+     * configuration's {@code excludedEnvironmentVariables} lists the same names), so a test run inside a Slurm
+     * allocation or a torchrun job does not try to join it.
+     */
+    public static final List<String> LAUNCHER_VARIABLES = List.of("RANK", "WORLD_SIZE", "LOCAL_RANK",
+            "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID",
+            "SLURM_JOB_NODELIST", "ANVIL_JOB_TOKEN", "ANVIL_JOB_TOKEN_FILE", "ANVIL_DEBUG");
+
+    /** Prefixes of the variables a child JVM is started without: all of Slurm's, torchrun's and anvil's own. */
+    private static final List<String> LAUNCHER_PREFIXES = List.of("SLURM_", "MASTER_", "ANVIL_", "TORCHELASTIC_");
+
+    /** Removes from {@code env} every variable by which a launcher or shell would change what a child does. */
+    public static void scrub(Map<String, String> env) {
+        env.keySet().removeIf(name -> LAUNCHER_VARIABLES.contains(name)
+                || LAUNCHER_PREFIXES.stream().anyMatch(name::startsWith));
+    }
+
+    /** The launcher variables this JVM has; none when the tests run through Maven. */
+    static List<String> inheritedLauncherVariables() {
+        return LAUNCHER_VARIABLES.stream().filter(name -> System.getenv(name) != null).toList();
+    }
+
+    /**
+     * Runs {@code anvil args...} in this JVM with stdout and stderr captured.
+     *
+     * @throws AssertionError if this JVM has a launcher's variables, rather than letting {@code train} join
+     *                        whatever job they describe
+     */
     public static synchronized Run run(String... args) {
+        List<String> inherited = inheritedLauncherVariables();
+        if (!inherited.isEmpty()) {
+            throw new AssertionError("this test JVM has " + inherited + ", which would make anvil join a data-parallel"
+                    + " job: run the tests through Maven (its surefire configuration drops them) or unset them");
+        }
         PrintStream oldOut = System.out;
         PrintStream oldErr = System.err;
         ByteArrayOutputStream out = new ByteArrayOutputStream();
@@ -62,17 +98,30 @@ public final class Cli {
         return run;
     }
 
-    /**
-     * Starts {@code anvil args...} in a child JVM on this test's class path, stdout and stderr
-     * going to {@code log}.
-     */
+    /** {@link #start(Path, Map, List, List)} with no extra variables or JVM options. */
     static Process start(Path log, String... args) throws IOException {
+        return start(log, Map.of(), List.of(), List.of(args));
+    }
+
+    /**
+     * Starts {@code anvil args...} in a child JVM on this test's class path, stdout and stderr going to
+     * {@code log}. The child's environment is this JVM's {@linkplain #scrub scrubbed} of launcher variables, plus
+     * {@code env}.
+     *
+     * @param jvmOptions options for the child's {@code java}, e.g. {@code -Dname=value}
+     */
+    public static Process start(Path log, Map<String, String> env, List<String> jvmOptions, List<String> args)
+            throws IOException {
         List<String> command = new ArrayList<>(List.of(
                 Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--add-modules=jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
-                "-cp", System.getProperty("java.class.path"), AnvilMain.class.getName()));
-        command.addAll(List.of(args));
-        return new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+                "--add-modules=jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED"));
+        command.addAll(jvmOptions);
+        command.addAll(List.of("-cp", System.getProperty("java.class.path"), AnvilMain.class.getName()));
+        command.addAll(args);
+        ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile());
+        scrub(builder.environment());
+        builder.environment().putAll(env);
+        return builder.start();
     }
 
     /** The lines of a {@code --metrics-out} file, as JSON; none if it does not exist yet. */
@@ -102,6 +151,17 @@ public final class Cli {
             }
         }
         return sums;
+    }
+
+    /** Writes a shard of {@code count} tokens drawn uniformly from {@code [0, vocab)}, the same every time. */
+    public static void writeRandomShard(Path file, int count, int vocab) throws IOException {
+        SplittableRandom random = new SplittableRandom(3);
+        try (ShardWriter writer = ShardWriter.create(file)) {
+            for (int i = 0; i < count; i++) {
+                writer.write(random.nextInt(vocab));
+            }
+            writer.commit();
+        }
     }
 
     /** Copies a directory tree. */

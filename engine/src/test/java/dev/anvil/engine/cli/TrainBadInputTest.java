@@ -1,11 +1,14 @@
 package dev.anvil.engine.cli;
 
-import dev.anvil.engine.data.ShardWriter;
+import dev.anvil.engine.checkpoint.Checksums;
 import dev.anvil.engine.data.TokenShard;
 import dev.anvil.engine.io.HfModelFiles;
+import dev.anvil.engine.io.ModelWeights;
 import dev.anvil.engine.io.TensorDtype;
 import dev.anvil.engine.model.GptConfig;
+import dev.anvil.engine.model.DivergingWeights;
 import dev.anvil.engine.model.GptModel;
+import dev.anvil.engine.model.ParameterLayout;
 import dev.anvil.kernels.cpu.CpuBackend;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
@@ -24,7 +27,8 @@ import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.SplittableRandom;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -52,7 +56,7 @@ class TrainBadInputTest {
     @BeforeAll
     static void trainTwoSteps() throws IOException {
         shard = shared.resolve("tokens.bin");
-        writeShard(shard, 4000, 256);
+        Cli.writeRandomShard(shard, 4000, 256);
         saved = shared.resolve("saved");
         Cli.ok(tiny(saved, "--steps", "2", "--save-every", "1"));
         assertTrue(Files.isDirectory(saved.resolve("step_00000001")));
@@ -76,15 +80,6 @@ class TrainBadInputTest {
         return args.toArray(String[]::new);
     }
 
-    private static void writeShard(Path file, int count, int vocab) throws IOException {
-        SplittableRandom random = new SplittableRandom(3);
-        try (ShardWriter writer = ShardWriter.create(file)) {
-            for (int i = 0; i < count; i++) {
-                writer.write(random.nextInt(vocab));
-            }
-            writer.commit();
-        }
-    }
 
     /** Runs anvil, expecting it to fail with one line on stderr containing {@code expected}; returns the line. */
     private static String fails(String expected, String... args) {
@@ -98,6 +93,19 @@ class TrainBadInputTest {
                 + run.transcript());
         assertTrue(err.contains(expected), "expected '" + expected + "' in:\n" + run.transcript());
         return err;
+    }
+
+    /** Replaces a checkpoint's weights and its checksum list to match, as if it had been saved with them. */
+    private static void resave(Path checkpoint, float[] params) throws IOException {
+        ModelWeights old = HfModelFiles.load(checkpoint);
+        HfModelFiles.save(checkpoint, old.config(), params, TensorDtype.F32);
+        Path list = checkpoint.resolve(Checksums.FILE);
+        StringBuilder sums = new StringBuilder();
+        for (String line : Files.readAllLines(list)) {
+            String name = line.substring(line.indexOf("  ") + 2);
+            sums.append(Checksums.sha256(checkpoint.resolve(name))).append("  ").append(name).append('\n');
+        }
+        Files.writeString(list, sums);
     }
 
     private static void truncate(Path file, long size) throws IOException {
@@ -124,6 +132,40 @@ class TrainBadInputTest {
         truncate(copy.resolve(HfModelFiles.WEIGHTS_FILE), 1000);
         fails("truncated", tiny(dir.resolve("run"), "--steps", "3", "--init-from", copy.toString()));
         assertFalse(Files.exists(dir.resolve("run")), "nothing should be saved");
+    }
+
+    @Test
+    void initFromWeightsHoldingNanOrInfinityIsRefusedNamingTheTensor() throws IOException {
+        ModelWeights good = HfModelFiles.load(saved.resolve("step_00000002"));
+        int wpe = (int) ParameterLayout.of(good.config()).tensor("transformer.wpe.weight").offset();
+        for (float poison : new float[] {Float.NaN, Float.NEGATIVE_INFINITY}) {
+            float[] params = good.params().clone();
+            params[wpe + 5] = poison;
+            Path model = dir.resolve("model-" + poison);
+            HfModelFiles.save(model, good.config(), params, TensorDtype.F32);
+            Path run = dir.resolve("run-" + poison);
+            fails("tensor 'transformer.wpe.weight' holds 1 non-finite value (" + poison + ")",
+                    tiny(run, "--steps", "1", "--init-from", model.toString()));
+            assertFalse(Files.exists(run), "nothing should be saved");
+        }
+    }
+
+    @Test
+    void aFiniteLossWithNonFiniteGradientsStopsNamingTheStepAndLeavesTheLastCheckpointUntouched() throws IOException {
+        Path run = dir.resolve("run");
+        Cli.copyTree(saved, run);
+        Path last = run.resolve("step_00000002");
+        ModelWeights weights = HfModelFiles.load(last);
+        resave(last, DivergingWeights.finiteLossInfiniteGradientNorm(weights.config(), weights.params()));
+        Map<String, String> good = Cli.checksums(run);
+
+        String err = fails("step 3: loss ", tiny(run, "--steps", "4", "--save-every", "1", "--resume"));
+        Matcher m = Pattern.compile("step 3: loss (\\S+), gradient norm (\\S+): training diverged").matcher(err);
+        assertTrue(m.find(), err);
+        assertTrue(Float.isFinite(Float.parseFloat(m.group(1))), "the loss should be finite: " + err);
+        assertFalse(Float.isFinite(Float.parseFloat(m.group(2))), err);
+        assertTrue(err.endsWith("; the last good checkpoint, " + last + ", is untouched"), err);
+        assertEquals(good, Cli.checksums(run), "no checkpoint of the diverged step, none changed");
     }
 
     @Test

@@ -7,6 +7,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -14,6 +16,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
@@ -25,8 +28,9 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 /**
  * The trainer a user runs, end to end: text is prepared into shards and trained on; a run stopped by
- * SIGTERM, or killed outright between checkpoints, and then resumed must produce exactly the per-step
- * losses (and learning rates and gradient norms) of a run that was never interrupted.
+ * SIGTERM or SIGINT (Ctrl-C), or killed outright between checkpoints, and then resumed must produce
+ * exactly the per-step losses (and learning rates and gradient norms) of a run that was never
+ * interrupted.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 @Timeout(value = 10, unit = TimeUnit.MINUTES)
@@ -35,8 +39,6 @@ class TrainResumeTest {
     /** Enough steps that a signal sent after the first few lands well before the end. */
     private static final int STEPS = 60;
     private static final int SAVE_EVERY = 4;
-    /** Whether to demand bit-identical losses; see {@link #assertSameAsReference}. */
-    /** Largest relative difference seen between identical runs (1.2e-7), with margin. */
 
     @TempDir
     static Path dir;
@@ -70,23 +72,28 @@ class TrainResumeTest {
         return args.toArray(String[]::new);
     }
 
-    @Test
-    void sigtermSavesAtTheStepReachedAndTheResumedRunMatchesTheUninterruptedOneExactly() throws Exception {
-        Path metrics = dir.resolve("sigterm.jsonl");
-        Path log = dir.resolve("sigterm.log");
-        Process child = Cli.start(log, trainArgs("sigterm", metrics));
+    /** SIGTERM, as a scheduler's preemption sends, and SIGINT, as Ctrl-C does: the same clean stop. */
+    @ParameterizedTest(name = "SIG{0}")
+    @ValueSource(strings = {"TERM", "INT"})
+    void aStopSignalSavesAtTheStepReachedAndTheResumedRunMatchesTheUninterruptedOneExactly(String signal)
+            throws Exception {
+        String run = "sig" + signal.toLowerCase(Locale.ROOT);
+        Path metrics = dir.resolve(run + ".jsonl");
+        Path log = dir.resolve(run + ".log");
+        Process child = Cli.start(log, trainArgs(run, metrics));
         awaitSteps(child, metrics, 3, log);
-        child.destroy(); // SIGTERM
-        assertTrue(child.waitFor(5, TimeUnit.MINUTES), "the trainer did not stop after SIGTERM");
+        Process kill = new ProcessBuilder("kill", "-" + signal, Long.toString(child.pid())).inheritIO().start();
+        assertEquals(0, kill.waitFor(), "kill -" + signal);
+        assertTrue(child.waitFor(5, TimeUnit.MINUTES), "the trainer did not stop after SIG" + signal);
         String output = Files.readString(log);
         assertEquals(0, child.exitValue(), output);
 
         List<JsonNode> before = Cli.metrics(metrics);
         int reached = before.getLast().get("step").asInt();
         assertTrue(reached < STEPS, "the run finished before SIGTERM landed: " + output);
-        Path saveDir = dir.resolve("sigterm");
+        Path saveDir = dir.resolve(run);
         Path expected = saveDir.resolve(String.format("step_%08d", reached));
-        assertTrue(output.contains("stopped by SIGTERM after step " + reached + "; saved " + expected), output);
+        assertTrue(output.contains("stopped by SIG" + signal + " after step " + reached + "; saved " + expected), output);
         assertEquals(Optional.of(expected), new Checkpointer(saveDir, 0).latestValid(w -> fail(w)),
                 "the newest valid checkpoint should be the one at the step reached");
         assertEquals(reached, Checkpointer.readState(expected).step());
@@ -96,7 +103,7 @@ class TrainResumeTest {
         assertTrue(resume.find(), output);
         List<String> words = Cli.shellWords(resume.group(1));
         assertEquals(List.of("bin/anvil", "train"), words.subList(0, 2), resume.group(1));
-        assertEquals(List.of(trainArgs("sigterm", metrics, "--resume")), words.subList(1, words.size()));
+        assertEquals(List.of(trainArgs(run, metrics, "--resume")), words.subList(1, words.size()));
         Cli.Run resumed = Cli.ok(words.subList(1, words.size()).toArray(String[]::new));
         assertTrue(resumed.out().contains("resuming from " + expected + " after step " + reached), resumed.transcript());
 

@@ -194,6 +194,22 @@ class HfModelFilesTest {
     }
 
     @Test
+    void refusesNanOrInfinityNamingTheTensor() throws IOException {
+        String[] names = {"transformer.h.1.mlp.c_proj.weight", "transformer.ln_f.bias", "transformer.wte.weight"};
+        float[] poison = {Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY};
+        for (int i = 0; i < names.length; i++) {
+            float[] params = randomParams(20 + i);
+            // The last element: a Conv1D weight is stored transposed, so this checks the whole of it is scanned.
+            ParameterLayout.Tensor t = LAYOUT.tensor(names[i]);
+            int at = names[i].equals("transformer.wte.weight") ? CONFIG.vocabSize() * CONFIG.channels() - 1
+                    : (int) (t.offset() + t.size() - 1);
+            params[at] = poison[i];
+            HfModelFiles.save(dir, CONFIG, params, TensorDtype.F32);
+            assertMentions(refusedLoad(), "tensor '" + names[i] + "' holds 1 non-finite value (" + poison[i] + ")");
+        }
+    }
+
+    @Test
     void refusesAMissingTensor() throws IOException {
         HfModelFiles.save(dir, CONFIG, randomParams(7), TensorDtype.F32);
         rewriteWeights(tensors -> tensors.removeIf(t -> t.name().equals("transformer.h.1.mlp.c_fc.bias")));

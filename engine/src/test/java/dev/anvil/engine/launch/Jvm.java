@@ -2,7 +2,7 @@ package dev.anvil.engine.launch;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.anvil.engine.cli.AnvilMain;
+import dev.anvil.engine.cli.Cli;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -17,29 +17,17 @@ import java.util.regex.Pattern;
 
 import static org.junit.jupiter.api.Assertions.fail;
 
-/** Starts {@code anvil} in child JVMs with a controlled environment, and watches what they leave behind. */
+/** Starts {@code anvil} in child JVMs (through {@link Cli#start}), and watches what they leave behind. */
 final class Jvm {
 
     private static final ObjectMapper JSON = new ObjectMapper();
-
-    /** Variables a developer's shell or a Slurm allocation may carry that would change what a child does. */
-    private static final List<String> INHERITED = List.of("ANVIL_JOB_TOKEN", "ANVIL_JOB_TOKEN_FILE", "MASTER_ADDR",
-            "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_PROCID");
 
     private Jvm() {
     }
 
     /** {@code anvil args...} in a child JVM on this test's class path; stdout and stderr go to {@code log}. */
     static Process start(Path log, Map<String, String> env, List<String> args) throws IOException {
-        List<String> command = new ArrayList<>(List.of(
-                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--add-modules=jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
-                "-cp", System.getProperty("java.class.path"), AnvilMain.class.getName()));
-        command.addAll(args);
-        ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile());
-        INHERITED.forEach(builder.environment()::remove);
-        builder.environment().putAll(env);
-        return builder.start();
+        return Cli.start(log, env, List.of(), args);
     }
 
     /** {@code train} on the embedded corpus: the tiny model, small batches, one CPU thread per rank. */
@@ -53,7 +41,12 @@ final class Jvm {
 
     /** {@code launch --nproc-per-node 2 [more] -- command...}. */
     static List<String> launch2(List<String> command, String... more) {
-        List<String> args = new ArrayList<>(List.of("launch", "--nproc-per-node", "2"));
+        return launch(2, command, more);
+    }
+
+    /** {@code launch --nproc-per-node ranks [more] -- command...}. */
+    static List<String> launch(int ranks, List<String> command, String... more) {
+        List<String> args = new ArrayList<>(List.of("launch", "--nproc-per-node", Integer.toString(ranks)));
         args.addAll(List.of(more));
         args.add("--");
         args.addAll(command);

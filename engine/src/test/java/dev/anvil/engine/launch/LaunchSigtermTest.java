@@ -13,6 +13,7 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The launcher as an operator sees it: prefixed output, and SIGTERM handled like a preemption. */
@@ -42,6 +43,7 @@ class LaunchSigtermTest {
         assertEquals(String.format("step_%08d", step), Path.of(stopped.group(2)).getFileName().toString());
         assertTrue(Files.isDirectory(saveDir.resolve(String.format("step_%08d", step))), output);
         assertTrue(output.contains("anvil launch: stopped by SIGTERM: every rank exited 0"), output);
+        assertFalse(output.contains("ring broken"), "a normal end must not report a lost rank:\n" + output);
 
         // Each child line arrives whole, behind its rank's prefix; only the launcher's own JVM speaks unprefixed.
         assertTrue(output.contains("[rank 0] anvil train: GptConfig[L=2"), output);

@@ -7,6 +7,7 @@ import dev.anvil.kernels.DType;
 import dev.anvil.kernels.cuda.driver.CublasLt;
 import dev.anvil.kernels.cuda.driver.CudaException;
 import dev.anvil.kernels.cuda.driver.Driver;
+import dev.anvil.kernels.cuda.driver.DriverRequirements;
 import dev.anvil.kernels.cuda.driver.LibraryNotFoundException;
 
 import java.lang.foreign.Arena;
@@ -30,6 +31,14 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
  * BF16 parameters, FP32 master weights. Inputs the GPU finds invalid (a token id or target outside
  * the vocabulary) are reported by the next {@link #synchronize} or {@link #download} as an
  * {@link IllegalArgumentException}.
+ *
+ * <p>Threads: a backend is used by one thread at a time (its ops share one stream and one block of
+ * launch arguments), but that may be any thread, platform or virtual. A CUDA context is current per
+ * OS thread, and a virtual thread can move from one carrier thread to another between calls, so
+ * every entry point makes the backend's context current on the calling thread itself
+ * ({@code cuCtxSetCurrent}, a few tens of nanoseconds) instead of remembering that it did so. No op
+ * blocks between that call and its own driver calls, so a virtual thread cannot be moved to
+ * another carrier in the middle of one.
  */
 public final class CudaBackend implements Backend {
 
@@ -38,8 +47,6 @@ public final class CudaBackend implements Backend {
     /** Rows summed per block in the two-stage column sums; enough blocks to fill the GPU. */
     private static final int MAX_CHUNKS = 128;
     private static final int ERR_TOKEN = 1, ERR_TARGET = 2;
-    /** The context this thread last made current, to skip redundant cuCtxSetCurrent calls. */
-    private static final ThreadLocal<MemorySegment> CURRENT = new ThreadLocal<>();
 
     private final int device;
     private final String description;
@@ -72,13 +79,28 @@ public final class CudaBackend implements Backend {
     private static final class Probe {
         static final Optional<String> REASON = probe();
 
+        /** In order of what to fix first: the driver, then its version, then the rest. */
         private static Optional<String> probe() {
             try {
-                Optional<RuntimeException> missing = Driver.loadFailure().or(CublasLt::loadFailure);
-                if (missing.isPresent()) {
-                    return Optional.of(missing.get().getMessage());
+                if (Driver.loadFailure().isPresent()) {
+                    return Optional.of(Driver.loadFailure().get().getMessage());
                 }
-                Driver.init();
+                try {
+                    Driver.init();
+                } catch (CudaException e) {
+                    if (e.status() == DriverRequirements.STATUS_STUB_LIBRARY) {
+                        return Optional.of(DriverRequirements.stubLibrary(Driver.loadedFrom()));
+                    }
+                    throw e;
+                }
+                Optional<String> tooOld = DriverRequirements.versionProblem(Driver.driverVersion(),
+                        CudaKernels.cudaVersion(), CublasLt.majorVersion());
+                if (tooOld.isPresent()) {
+                    return tooOld;
+                }
+                if (CublasLt.loadFailure().isPresent()) {
+                    return Optional.of(CublasLt.loadFailure().get().getMessage());
+                }
                 if (Driver.deviceCount() == 0) {
                     return Optional.of("the CUDA driver sees no GPU");
                 }
@@ -86,7 +108,7 @@ public final class CudaBackend implements Backend {
                     return Optional.of("the CUDA kernels were not built (nvcc was not found at build time)");
                 }
                 return Optional.empty();
-            } catch (CudaException e) {
+            } catch (CudaException | LibraryNotFoundException e) {
                 return Optional.of(e.getMessage());
             }
         }
@@ -154,15 +176,12 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    /** Makes this backend's context current on the calling thread, if it is not already. */
+    /** Makes this backend's context current on the calling OS thread (see the class comment on threads). */
     private void enter() {
         if (closed) {
             throw new IllegalStateException("the CUDA backend is closed");
         }
-        if (CURRENT.get() != context) {
-            Driver.setCurrentContext(context);
-            CURRENT.set(context);
-        }
+        Driver.setCurrentContext(context);
     }
 
     @Override
@@ -344,6 +363,11 @@ public final class CudaBackend implements Backend {
                 .launch(grid(bt * c), THREADS);
     }
 
+    /**
+     * Deterministic, with fp32 sums: {@code dwpe} sums the batch per (position, channel);
+     * {@code dwte} first sorts the positions by token, stably, then sums each (token, channel) in
+     * order of position and rounds once (see encoder.cu).
+     */
     @Override
     public void encoderBackward(Buffer dwte, Buffer dwpe, Buffer dout, Buffer tokens, int b, int t, int c) {
         enter();
@@ -351,11 +375,21 @@ public final class CudaBackend implements Backend {
         long bt = (long) b * t;
         CudaBuffer dte = buf(dwte, dt, "dwte", c), dpe = buf(dwpe, dt, "dwpe", (long) t * c);
         CudaBuffer g = buf(dout, dt, "dout", bt * c), tok = buf(tokens, DType.INT32, "tokens", bt);
+        if (bt == 0 || c == 0) {
+            return;
+        }
+        int n = Math.toIntExact(bt);
         launcher.begin(kernels.encoderBackwardWpe.of(dt)).ptr(dpe).ptr(g).i32(b).i32(t).i32(c)
                 .launch(grid((long) t * c), THREADS);
-        launcher.begin(kernels.encoderBackwardWte.of(dt)).ptr(dte).ptr(g).ptr(tok).i32((int) bt).i32(c)
-                .i32((int) Math.min(Integer.MAX_VALUE, dte.length() / c)).ptr(errorFlag)
-                .launch(grid(bt * c), THREADS);
+        int vocab = (int) Math.min(Integer.MAX_VALUE - 1, dte.length() / c);
+        long order = scratch.get(2 * bt * Integer.BYTES), sorted = order + bt * Integer.BYTES;
+        int orderThreads = CudaKernels.ENCODER_ORDER_THREADS;
+        launcher.begin(kernels.encoderBackwardWteOrder).ptr(order).ptr(sorted).ptr(tok).i32(n).i32(vocab)
+                .ptr(errorFlag).launch((n + orderThreads - 1) / orderThreads, orderThreads);
+        // Enough blocks along the ranks to fill the GPU; each strides over the runs of equal tokens.
+        int rankBlocks = Math.min(n, 16 * smCount);
+        launcher.begin(kernels.encoderBackwardWte.of(dt)).ptr(dte).ptr(g).ptr(order).ptr(sorted).i32(n).i32(c)
+                .i32(vocab).launch(columnBlocks(c), rankBlocks, THREADS);
     }
 
     @Override
@@ -648,7 +682,6 @@ public final class CudaBackend implements Backend {
             failure = attempt(() -> Driver.streamDestroy(stream), failure);
         }
         failure = attempt(() -> Driver.primaryContextRelease(device), failure);
-        CURRENT.remove();
         arena.close();
         if (failure != null) {
             throw failure;

@@ -12,6 +12,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Properties;
 
 /**
  * Anvil's own kernels: the fatbin built from {@code src/main/cuda} by nvcc, loaded from the
@@ -21,6 +22,8 @@ final class CudaKernels implements AutoCloseable {
 
     /** Classpath location of the fatbin, next to this class. */
     static final String RESOURCE = "anvil_kernels.fatbin";
+    /** Classpath location of the build's note of which CUDA compiled the fatbin ({@code cuda.version=13.0}). */
+    static final String PROPERTIES = "anvil_kernels.properties";
 
     /** The largest head size the attention kernels are instantiated for. */
     static final int MAX_HEAD_SIZE = 128;
@@ -46,8 +49,10 @@ final class CudaKernels implements AutoCloseable {
     private static final List<String> PER_HEAD_SIZE = List.of("attention_forward", "attention_backward_kv",
             "attention_backward_q");
     /** Kernels with one fixed signature. */
-    private static final List<String> SINGLE = List.of("sum_squares_final", "convert_f32_to_bf16",
-            "convert_bf16_to_f32", "adamw_f32_f32", "adamw_bf16_bf16", "adamw_bf16_f32");
+    private static final List<String> SINGLE = List.of("encoder_backward_wte_order", "sum_squares_final",
+            "convert_f32_to_bf16", "convert_bf16_to_f32", "adamw_f32_f32", "adamw_bf16_bf16", "adamw_bf16_f32");
+    /** Block size of {@code encoder_backward_wte_order}, its {@code ENC_ORDER_TILE}. */
+    static final int ENCODER_ORDER_THREADS = 128;
 
     private final MemorySegment module;
     private final Map<String, MemorySegment> functions = new HashMap<>();
@@ -56,13 +61,40 @@ final class CudaKernels implements AutoCloseable {
     final Typed columnPartialSums, addPartialSums, sumSquaresPartial;
     final Typed geluForward, geluBackward, residualForward, residualBackward;
     final Typed softmaxCrossEntropy, attentionBackwardDelta;
-    final MemorySegment sumSquaresFinal, convertF32ToBf16, convertBf16ToF32;
+    final MemorySegment encoderBackwardWteOrder, sumSquaresFinal, convertF32ToBf16, convertBf16ToF32;
     final MemorySegment adamwF32, adamwBf16, adamwBf16F32Grads;
     private final Typed[] attentionForward, attentionBackwardKv, attentionBackwardQ;
 
     /** Whether the build put the fatbin on the classpath (it does where nvcc was found). */
     static boolean built() {
         return CudaKernels.class.getResource(RESOURCE) != null;
+    }
+
+    /**
+     * The CUDA version whose nvcc built the fatbin, as the driver API writes versions (13000 for
+     * 13.0), or 0 when the build did not record it.
+     */
+    static int cudaVersion() {
+        Properties p = new Properties();
+        try (InputStream in = CudaKernels.class.getResourceAsStream(PROPERTIES)) {
+            if (in == null) {
+                return 0;
+            }
+            p.load(in);
+        } catch (IOException e) {
+            return 0;
+        }
+        return parseVersion(p.getProperty("cuda.version", ""));
+    }
+
+    /** {@code "13.0"} as 13000; 0 for anything else. */
+    static int parseVersion(String text) {
+        String[] parts = text.strip().split("\\.");
+        try {
+            return parts.length == 2 ? Integer.parseInt(parts[0]) * 1000 + Integer.parseInt(parts[1]) * 10 : 0;
+        } catch (NumberFormatException e) {
+            return 0;
+        }
     }
 
     /** Every entry point this class resolves, by its {@code extern "C"} name. */
@@ -109,6 +141,7 @@ final class CudaKernels implements AutoCloseable {
         residualBackward = typed("residual_backward");
         softmaxCrossEntropy = typed("softmax_cross_entropy");
         attentionBackwardDelta = typed("attention_backward_delta");
+        encoderBackwardWteOrder = function("encoder_backward_wte_order");
         sumSquaresFinal = function("sum_squares_final");
         convertF32ToBf16 = function("convert_f32_to_bf16");
         convertBf16ToF32 = function("convert_bf16_to_f32");

@@ -1,7 +1,6 @@
 package dev.anvil.kernels.cuda;
 
 import dev.anvil.kernels.cuda.driver.CublasLt;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
@@ -11,7 +10,6 @@ import java.lang.foreign.MemorySegment;
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * cuBLASLt's descriptor calls run on the host, so where the library is installed (a GPU or not)
@@ -20,15 +18,9 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  */
 class CublasLtDescriptorTest {
 
-    @BeforeAll
-    static void reportMissingLibrary() {
-        CublasLt.loadFailure().ifPresent(e -> System.out.println("skipping the cuBLASLt descriptor tests: "
-                + e.getMessage()));
-    }
-
     @BeforeEach
     void requireLibrary() {
-        assumeTrue(CublasLt.loadFailure().isEmpty(), "cuBLASLt is not installed");
+        RequireCuda.assume(CublasLt.loadFailure().isEmpty(), () -> CublasLt.loadFailure().get().getMessage());
     }
 
     @Test

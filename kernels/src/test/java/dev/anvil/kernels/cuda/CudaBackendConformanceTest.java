@@ -5,18 +5,16 @@ import dev.anvil.kernels.BackendConformanceTest;
 import dev.anvil.kernels.DType;
 import org.junit.jupiter.api.Nested;
 
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
-
 /**
  * The conformance suite on the CUDA backend with FP32 tensors (full-fp32 cuBLASLt, no TF32), and,
  * nested, with BF16 activations, weights and gradients. Skipped, with the reason printed, where no
- * GPU is present.
+ * GPU is present (failed instead under {@code -Danvil.requireCuda=true}: see {@link RequireCuda}).
  */
 class CudaBackendConformanceTest extends BackendConformanceTest {
 
     @Override
     protected Backend createBackend() {
-        return openOrSkip();
+        return RequireCuda.openBackend();
     }
 
     /** BF16 storage, fp32 statistics, moments and master weights; the suite's default BF16 tolerances. */
@@ -25,21 +23,12 @@ class CudaBackendConformanceTest extends BackendConformanceTest {
 
         @Override
         protected Backend createBackend() {
-            return openOrSkip();
+            return RequireCuda.openBackend();
         }
 
         @Override
         protected DType floatType() {
             return DType.BF16;
         }
-    }
-
-    private static Backend openOrSkip() {
-        assumeTrue(CudaBackend.isAvailable(), () -> {
-            String why = CudaBackend.unavailableReason().orElseThrow();
-            System.out.println("skipping the CUDA conformance suite: " + why);
-            return why;
-        });
-        return CudaBackend.open();
     }
 }

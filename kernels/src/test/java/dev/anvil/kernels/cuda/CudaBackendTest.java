@@ -5,6 +5,7 @@ import dev.anvil.kernels.Backend;
 import dev.anvil.kernels.Buffer;
 import dev.anvil.kernels.DType;
 import dev.anvil.kernels.cpu.CpuBackend;
+import dev.anvil.kernels.cuda.driver.Driver;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
@@ -20,11 +21,11 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * The CUDA backend against the CPU backend, op by op, on odd shapes (tiles and warps never divide
- * them evenly). Runs only where a GPU is present; elsewhere it is skipped with the reason printed.
+ * them evenly). Runs only where a GPU is present; elsewhere it is skipped with the reason printed
+ * (failed under {@code -Danvil.requireCuda=true}: see {@link RequireCuda}).
  */
 class CudaBackendTest {
 
@@ -47,10 +48,10 @@ class CudaBackendTest {
         System.out.println("testing " + gpu.description());
     }
 
-    /** Each test is skipped (and counted so) where no GPU is present. */
+    /** Each test is skipped (and counted so) where no GPU is present, or fails if CUDA is required. */
     @BeforeEach
     void requireGpu() {
-        assumeTrue(gpu != null, () -> CudaBackend.unavailableReason().orElse("the CUDA backend did not open"));
+        RequireCuda.assume(gpu != null, () -> CudaBackend.unavailableReason().orElse("the CUDA backend did not open"));
     }
 
     @AfterAll
@@ -193,6 +194,46 @@ class CudaBackendTest {
         gpu.synchronize();  // reported once, then cleared
     }
 
+    // ---- threads ----
+
+    /**
+     * The context is current per OS thread, and other code on the thread may change it: every op
+     * makes its own context current (a cached "already current" flag would make this op fail with
+     * CUDA_ERROR_INVALID_CONTEXT).
+     */
+    @Test
+    void opsWorkAfterOtherCodeClearedTheCurrentContext() {
+        float[] data = rand(1000, 1);
+        try (Buffer b = upload(gpu, data)) {
+            Driver.setCurrentContext(MemorySegment.NULL);
+            gpu.zero(b.slice(0, 10));
+            float[] got = read(gpu, b);
+            assertEquals(0f, got[9]);
+            assertEquals(data[10], got[10]);
+        }
+    }
+
+    /** One thread at a time, but any thread: a new platform thread, then many virtual threads in turn. */
+    @Test
+    void opsRunOnAnyThreadOneAtATime() throws Exception {
+        float[] data = rand(4096, 1);
+        try (Buffer a = upload(gpu, data); Buffer sum = gpu.allocate(DType.FP32, data.length)) {
+            Thread platform = Thread.ofPlatform().start(() -> gpu.residualForward(sum, a, a, data.length));
+            platform.join();
+            for (int i = 0; i < 64; i++) {
+                Thread.ofVirtual().start(() -> {
+                    gpu.residualForward(sum, sum, a, data.length);
+                    Thread.yield();  // may resume on another carrier thread
+                    gpu.residualForward(sum, sum, a, data.length);
+                }).join();
+            }
+            float[] got = read(gpu, sum);
+            for (int i = 0; i < data.length; i++) {
+                assertEquals(130 * data[i], got[i], 1e-4 * Math.abs(130 * data[i]) + 1e-6, "sum[" + i + "]");
+            }
+        }
+    }
+
     // ---- ops in fp32 against the CPU ----
 
     @Test
@@ -212,6 +253,99 @@ class CudaBackendTest {
         gpu.encoderBackward(dwte.g, dwpe.g, dout.g, tokens.g, b, t, c);
         assertClose(dwte, 1e-5, "dwte");
         assertClose(dwpe, 1e-5, "dwpe");
+    }
+
+    /**
+     * dwte is specified exactly: each (token, channel) sums its positions' gradients in fp32 in order
+     * of position and adds the sum to dwte, rounding once. So the GPU must equal that sum computed
+     * here bit for bit, for fp32 and bf16 storage, on every run (atomics would add in a varying order).
+     */
+    @Test
+    void embeddingGradientIsTheFp32SumInPositionOrderBitForBit() {
+        int b = 4, t = 1000, c = 67, vocab = 50;
+        int[] tok = new int[b * t];
+        for (int i = 0; i < tok.length; i++) {
+            tok[i] = random.nextInt(100) < 30 ? 7 : random.nextInt(vocab);  // one frequent token, as in text
+        }
+        float[] dout = rand((long) b * t * c, 1), dwte0 = rand((long) vocab * c, 1);
+        for (DType dt : new DType[] {DType.FP32, DType.BF16}) {
+            boolean half = dt == DType.BF16;
+            float[] g = half ? bf16All(dout) : dout, w0 = half ? bf16All(dwte0) : dwte0;
+            float[] acc = new float[vocab * c];
+            for (int bt = 0; bt < tok.length; bt++) {
+                for (int ch = 0; ch < c; ch++) {
+                    acc[tok[bt] * c + ch] += g[bt * c + ch];
+                }
+            }
+            float[] want = new float[vocab * c];
+            for (int i = 0; i < want.length; i++) {
+                want[i] = half ? bf16(w0[i] + acc[i]) : w0[i] + acc[i];
+            }
+            Buffer tokens = gpu.allocate(DType.INT32, tok.length);
+            gpu.upload(tokens, MemorySegment.ofArray(tok));
+            for (int run = 0; run < 2; run++) {
+                try (Buffer dwte = typed(dt, w0); Buffer dwpe = gpu.allocate(dt, (long) t * c);
+                     Buffer d = typed(dt, g)) {
+                    gpu.encoderBackward(dwte, dwpe, d, tokens, b, t, c);
+                    assertArrayEquals(want, readAsFloat(dwte), dt + " dwte, run " + run);
+                }
+            }
+            tokens.close();
+        }
+    }
+
+    /**
+     * 4096 bf16 gradients of about 1 for one token: a bf16 running sum stops growing near 256 (each
+     * addend is then under half a unit in the last place), while the fp32 sum, rounded once, is
+     * within bf16's rounding of the true ~4096.
+     */
+    @Test
+    void bf16EmbeddingGradientOfAFrequentTokenKeepsEveryContribution() {
+        int b = 2, t = 2048, c = 3;
+        float[] g = new float[b * t * c];
+        double exact = 0;
+        for (int i = 0; i < g.length; i++) {
+            g[i] = bf16(0.75f + random.nextFloat() * 0.5f);
+            exact += i % c == 0 ? g[i] : 0;
+        }
+        try (Buffer tokens = gpu.allocate(DType.INT32, (long) b * t); Buffer dwte = gpu.allocate(DType.BF16, 4L * c);
+             Buffer dwpe = gpu.allocate(DType.BF16, (long) t * c); Buffer d = typed(DType.BF16, g)) {
+            gpu.zero(tokens);  // every position holds token 0
+            gpu.encoderBackward(dwte, dwpe, d, tokens, b, t, c);
+            float got = readAsFloat(dwte)[0];
+            assertEquals(exact, got, exact / 128, "dwte[0][0] summed over " + b * t + " positions");
+        }
+    }
+
+    private static float[] bf16All(float[] x) {
+        float[] out = new float[x.length];
+        for (int i = 0; i < x.length; i++) {
+            out[i] = bf16(x[i]);
+        }
+        return out;
+    }
+
+    /** A new GPU buffer of {@code dt} holding {@code values} (already representable in it). */
+    private static Buffer typed(DType dt, float[] values) {
+        Buffer f = upload(gpu, values);
+        if (dt == DType.FP32) {
+            return f;
+        }
+        Buffer out = gpu.allocate(dt, values.length);
+        gpu.convert(out, f);
+        f.close();
+        return out;
+    }
+
+    /** A GPU buffer of FP32 or BF16, widened to fp32. */
+    private static float[] readAsFloat(Buffer b) {
+        if (b.dtype() == DType.FP32) {
+            return read(gpu, b);
+        }
+        try (Buffer tmp = gpu.allocate(DType.FP32, b.length())) {
+            gpu.convert(tmp, b);
+            return read(gpu, tmp);
+        }
     }
 
     @Test

@@ -1,6 +1,5 @@
 package dev.anvil.kernels.cuda;
 
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
@@ -22,12 +21,10 @@ class FatbinTest {
     @Test
     void fatbinIsOnTheClasspathWhenNvccWasFound() throws IOException {
         String built = System.getProperty("anvil.cuda.kernels.built", "");
-        Assumptions.assumeTrue(built.equals("true"), () -> {
-            String why = "the build did not compile the CUDA kernels (anvil.cuda.kernels.built=" + built + ")";
-            System.out.println("skipping: " + why);
-            return why;
-        });
-        assertTrue(CudaKernels.built());
+        RequireCuda.assume(built.equals("true") || CudaKernels.built(),
+                () -> "the build did not compile the CUDA kernels (anvil.cuda.kernels.built=" + built + ")");
+        assertTrue(CudaKernels.built(), "the build compiled the kernels, but " + CudaKernels.RESOURCE
+                + " is not on the class path");
         try (InputStream in = CudaKernels.class.getResourceAsStream(CudaKernels.RESOURCE)) {
             assertNotNull(in);
             byte[] image = in.readAllBytes();

@@ -12,7 +12,8 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 /**
- * Bindings of cuBLASLt ({@code libcublasLt.so.13}, else {@code .12}) for matrix multiplication.
+ * Bindings of cuBLASLt ({@code libcublasLt.so.13}, else {@code .12}; {@code .12} first under a
+ * driver for CUDA 12) for matrix multiplication.
  * The enum values below are those of {@code cublasLt.h}, {@code cublas_api.h} and
  * {@code library_types.h} of CUDA 13 (unchanged since CUDA 11). cuBLASLt is column-major; callers
  * map row-major tensors onto it themselves.
@@ -58,8 +59,7 @@ public final class CublasLt {
     public static final long ALGO_BYTES = 64;
 
     private static final Binder LIB = Binder.load("cuBLASLt", LibraryLocator.fromEnvironment(),
-            List.of("libcublasLt.so.13", "libcublasLt.so.12"));
-
+            fileNames(installedDriverVersion()), Binder.Order.FOLDERS_FIRST);
     private static final MethodHandle cublasLtCreate = LIB.bind("cublasLtCreate",
             FunctionDescriptor.of(JAVA_INT, ADDRESS));
     private static final MethodHandle cublasLtDestroy = LIB.bind("cublasLtDestroy",
@@ -92,6 +92,39 @@ public final class CublasLt {
             FunctionDescriptor.of(ADDRESS, JAVA_INT));
 
     private CublasLt() {
+    }
+
+    /**
+     * The file names to load, preferred first: cuBLASLt 13, else 12; but 12 first under a driver older
+     * than CUDA 13 ({@code driverVersion} below 13000, 0 when unknown), which cannot run cuBLASLt 13.
+     */
+    static List<String> fileNames(int driverVersion) {
+        return driverVersion > 0 && driverVersion < 13000
+                ? List.of("libcublasLt.so.12", "libcublasLt.so.13")
+                : List.of("libcublasLt.so.13", "libcublasLt.so.12");
+    }
+
+    private static int installedDriverVersion() {
+        try {
+            return Driver.driverVersion();
+        } catch (RuntimeException e) {
+            return 0;  // no driver, or a stub: nothing to prefer
+        }
+    }
+
+    /** cuBLASLt's major version (12 or 13), from the name it was loaded by; 0 when it is not loaded. */
+    public static int majorVersion() {
+        return LIB.loadedName().map(CublasLt::soVersion).orElse(0);
+    }
+
+    /** The major version in a file name like {@code libcublasLt.so.13}, or 0. */
+    static int soVersion(String fileName) {
+        int at = fileName.indexOf(".so.");
+        if (at < 0) {
+            return 0;
+        }
+        String rest = fileName.substring(at + 4).split("\\.")[0];
+        return rest.chars().allMatch(Character::isDigit) && !rest.isEmpty() ? Integer.parseInt(rest) : 0;
     }
 
     /** Why cuBLASLt could not be loaded, or empty when it was. */

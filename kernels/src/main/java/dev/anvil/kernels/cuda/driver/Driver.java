@@ -4,6 +4,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandle;
+import java.nio.file.Path;
 import java.util.List;
 import java.util.Optional;
 
@@ -17,6 +18,10 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * Bindings of the CUDA driver API ({@code libcuda.so.1}) used by the CUDA backend. Each function is
  * bound once, to the versioned symbol that {@code cuda.h} maps its name to ({@code cuMemAlloc} is
  * {@code cuMemAlloc_v2}, ...), and every status is checked: a failure becomes a {@link CudaException}.
+ *
+ * <p>The driver is loaded as {@code libcuda.so.1} through the system loader first, which knows where
+ * the NVIDIA driver installed it, and only then from the folders {@link LibraryLocator} searches;
+ * never as the bare {@code libcuda.so}, the name CUDA's link-time stub goes by.
  *
  * <p>Device pointers ({@code CUdeviceptr}) are {@code long}s; handles (contexts, streams, modules,
  * functions, events) are {@link MemorySegment} addresses.
@@ -37,8 +42,12 @@ public final class Driver {
     /** {@code CU_EVENT_DISABLE_TIMING}. */
     public static final int EVENT_DISABLE_TIMING = 0x2;
 
+    /** The only name the driver is loaded by. */
+    static final List<String> FILE_NAMES = List.of("libcuda.so.1");
+    static final Binder.Order ORDER = Binder.Order.SYSTEM_LOADER_FIRST;
+
     private static final Binder LIB = Binder.load("libcuda (the CUDA driver)", LibraryLocator.fromEnvironment(),
-            List.of("libcuda.so.1", "libcuda.so"));
+            FILE_NAMES, ORDER);
 
     private static final MethodHandle cuInit = LIB.bind("cuInit", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
     private static final MethodHandle cuDriverGetVersion = LIB.bind("cuDriverGetVersion",
@@ -89,8 +98,9 @@ public final class Driver {
             FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
     private static final MethodHandle cuEventSynchronize = LIB.bind("cuEventSynchronize",
             FunctionDescriptor.of(JAVA_INT, ADDRESS));
-    private static final MethodHandle cuEventElapsedTime = LIB.bind("cuEventElapsedTime_v2",
-            FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS));
+    /** {@code _v2} exists only in drivers for CUDA 12.8 and newer; older ones export the original. */
+    private static final MethodHandle cuEventElapsedTime = LIB.bindFirst(
+            List.of("cuEventElapsedTime_v2", "cuEventElapsedTime"), FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS));
     private static final MethodHandle cuEventDestroy = LIB.bind("cuEventDestroy_v2",
             FunctionDescriptor.of(JAVA_INT, ADDRESS));
     private static final MethodHandle cuModuleLoadData = LIB.bind("cuModuleLoadData",
@@ -113,6 +123,11 @@ public final class Driver {
     /** Why the driver library could not be loaded, or empty when it was. */
     public static Optional<RuntimeException> loadFailure() {
         return LIB.failure();
+    }
+
+    /** The file the driver library was loaded from, where the process can tell. */
+    public static Optional<Path> loadedFrom() {
+        return LIB.loadedFrom();
     }
 
     /**
@@ -140,7 +155,7 @@ public final class Driver {
 
     // ---- initialization and devices ----
 
-    /** {@code cuInit(0)}. */
+    /** {@code cuInit(0)}; CUDA's stub library answers {@link DriverRequirements#STATUS_STUB_LIBRARY}. */
     public static void init() {
         try {
             check((int) cuInit.invokeExact(0), "cuInit");
@@ -371,7 +386,7 @@ public final class Driver {
     public static float eventElapsedMillis(MemorySegment start, MemorySegment end) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment out = arena.allocate(JAVA_FLOAT);
-            check((int) cuEventElapsedTime.invokeExact(out, start, end), "cuEventElapsedTime_v2");
+            check((int) cuEventElapsedTime.invokeExact(out, start, end), "cuEventElapsedTime");
             return out.get(JAVA_FLOAT, 0);
         } catch (Throwable t) {
             throw Binder.unchecked(t);
