@@ -1,5 +1,7 @@
 package dev.anvil.bench.harness;
 
+import dev.anvil.engine.train.RankMemory;
+
 import java.util.Map;
 
 /**
@@ -34,6 +36,8 @@ import java.util.Map;
  * @param pricePerGpuHour      dollars per device-hour, or {@code null} when not given
  * @param costPerMillionTokens dollars per million tokens at the median tokens/s, or {@code null}
  * @param finalLoss            loss of the last step (random tokens: about ln V)
+ * @param zero                 ZeRO stage: 0, or 1 when the optimizer state is sharded across the ranks
+ * @param memoryPerRank        what one rank holds for training, by part; {@code null} in older files
  */
 public record BenchResult(String anvilVersion, String timestamp, String preset, String model, long parameters,
                           String backend, String dtype, Integer threads, int batchSize, int seqLen, int worldSize,
@@ -41,5 +45,5 @@ public record BenchResult(String anvilVersion, String timestamp, String preset, 
                           Map<String, Double> phaseMs, long flopsPerToken, double achievedTflops, Double peakTflops,
                           String peakSource, Double mfu, long heapPeakBytes, long offHeapPeakBytes,
                           Long devicePeakBytes, Double pricePerGpuHour, Double costPerMillionTokens,
-                          double finalLoss) {
+                          double finalLoss, int zero, RankMemory memoryPerRank) {
 }

@@ -8,9 +8,15 @@ public enum Phase {
     FORWARD,
     /** {@code GptModel.backward}. */
     BACKWARD,
-    /** Gradient all-reduce between ranks; zero on one rank. */
+    /**
+     * Waiting, after the backward pass, for the gradient reduction between ranks it started (the
+     * all-reduce, or with ZeRO-1 the reduce-scatter); zero on one rank.
+     */
     COMMUNICATION,
-    /** Gradient norm, clipping, the AdamW update and zeroing the gradients for the next step. */
+    /**
+     * Gradient norm, clipping, the AdamW update and zeroing the gradients for the next step; with
+     * ZeRO-1 also the all-gather of the updated parameters.
+     */
     OPTIMIZER;
 
     /** The lower-case name used in JSON, CSV and tables. */

@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.PropertyNamingStrategies;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.json.JsonMapper;
+import dev.anvil.engine.train.RankMemory;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -16,6 +17,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.function.Function;
+import java.util.function.ToLongFunction;
 
 /** Reads and writes {@link BenchResult}s: one JSON file per run, one CSV row per run. */
 public final class ResultFiles {
@@ -47,6 +49,7 @@ public final class ResultFiles {
                 new Column("batch_size", BenchResult::batchSize),
                 new Column("seq_len", BenchResult::seqLen),
                 new Column("world_size", BenchResult::worldSize),
+                new Column("zero", BenchResult::zero),
                 new Column("steps", BenchResult::steps),
                 new Column("warmup", BenchResult::warmup),
                 new Column("tokens_per_s_median", r -> r.tokensPerS().median()),
@@ -65,10 +68,18 @@ public final class ResultFiles {
                 new Column("heap_peak_bytes", BenchResult::heapPeakBytes),
                 new Column("off_heap_peak_bytes", BenchResult::offHeapPeakBytes),
                 new Column("device_peak_bytes", BenchResult::devicePeakBytes),
+                new Column("parameter_bytes_per_rank", r -> memory(r, RankMemory::parameters)),
+                new Column("gradient_bytes_per_rank", r -> memory(r, RankMemory::gradients)),
+                new Column("optimizer_state_bytes_per_rank", r -> memory(r, RankMemory::optimizerState)),
+                new Column("activation_bytes_per_rank", r -> memory(r, RankMemory::activations)),
                 new Column("price_per_gpu_hour", BenchResult::pricePerGpuHour),
                 new Column("cost_per_million_tokens", BenchResult::costPerMillionTokens),
                 new Column("final_loss", BenchResult::finalLoss)));
         return List.copyOf(c);
+    }
+
+    private static Long memory(BenchResult r, ToLongFunction<RankMemory> part) {
+        return r.memoryPerRank() == null ? null : part.applyAsLong(r.memoryPerRank());
     }
 
     /** Writes {@code result} to {@code file} as JSON, replacing it. */

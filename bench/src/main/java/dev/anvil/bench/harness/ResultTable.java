@@ -12,8 +12,9 @@ final class ResultTable {
     static void print(BenchResult r, PrintStream out) {
         out.printf(Locale.ROOT, "%n%s (%s), %,d parameters, %s %s%n", r.preset(), r.model(), r.parameters(),
                 r.backend(), r.dtype());
-        out.printf(Locale.ROOT, "B=%d T=%d R=%d: %,d tokens per step; %d measured steps after %d warmup%n%n",
-                r.batchSize(), r.seqLen(), r.worldSize(), r.tokensPerStep(), r.steps(), r.warmup());
+        out.printf(Locale.ROOT, "B=%d T=%d R=%d%s: %,d tokens per step; %d measured steps after %d warmup%n%n",
+                r.batchSize(), r.seqLen(), r.worldSize(), r.zero() == 1 ? " (ZeRO-1)" : "", r.tokensPerStep(), r.steps(),
+                r.warmup());
         out.printf(Locale.ROOT, "%-22s %12s %12s %12s%n", "", "median", "min", "max");
         out.printf(Locale.ROOT, "%-22s %,12.0f %,12.0f %,12.0f%n", "tokens/s", r.tokensPerS().median(),
                 r.tokensPerS().min(), r.tokensPerS().max());
@@ -40,6 +41,9 @@ final class ResultTable {
         }
         out.printf(Locale.ROOT, "%-22s heap %s (garbage not yet collected included), off-heap %s, device %s%n", "peak memory", mib(r.heapPeakBytes()),
                 mib(r.offHeapPeakBytes()), r.devicePeakBytes() == null ? "n/a" : mib(r.devicePeakBytes()));
+        if (r.memoryPerRank() != null) {
+            out.printf(Locale.ROOT, "%-22s %s%n", "memory per rank", r.memoryPerRank().describe());
+        }
         if (r.costPerMillionTokens() == null) {
             out.printf(Locale.ROOT, "%-22s n/a (pass --price-per-gpu-hour)%n", "cost per 1M tokens");
         } else {

@@ -1,10 +1,14 @@
 package dev.anvil.bench.harness;
 
+import dev.anvil.collective.Communicator;
 import dev.anvil.engine.model.GptConfig;
 import dev.anvil.engine.model.GptModel;
-import dev.anvil.engine.optim.AdamW;
 import dev.anvil.engine.optim.AdamWConfig;
+import dev.anvil.engine.optim.Optimizer;
+import dev.anvil.engine.parallel.GradientReduction;
+import dev.anvil.engine.train.OptimizerSetup;
 import dev.anvil.engine.train.ProgressLine;
+import dev.anvil.engine.train.RankMemory;
 import dev.anvil.kernels.Backend;
 import dev.anvil.kernels.DType;
 
@@ -14,7 +18,8 @@ import java.util.SplittableRandom;
 
 /**
  * Runs real training steps (forward, backward, gradient clipping, AdamW) on random tokens and
- * times each step's {@link Phase}s. One rank: communication is always zero.
+ * times each step's {@link Phase}s; as one rank of a data-parallel group when given one, with the
+ * gradients all-reduced, or with ZeRO-1 the optimizer state sharded, as {@code train} does.
  */
 final class TrainBenchmark {
 
@@ -31,8 +36,10 @@ final class TrainBenchmark {
      * @param steps     measured steps
      * @param warmup    steps run first and not measured (JIT compilation, allocation)
      * @param seed      of the weights and the tokens
+     * @param zero      whether to shard the optimizer state across the ranks (ZeRO-1)
      */
-    record Settings(GptConfig model, DType dtype, int batchSize, int seqLen, int steps, int warmup, long seed) {
+    record Settings(GptConfig model, DType dtype, int batchSize, int seqLen, int steps, int warmup, long seed,
+                    boolean zero) {
         Settings {
             if (batchSize <= 0 || seqLen <= 0 || steps <= 0 || warmup < 0) {
                 throw new IllegalArgumentException(String.format(Locale.ROOT,
@@ -52,27 +59,36 @@ final class TrainBenchmark {
      * @param stepSeconds wall time of each measured step
      * @param phaseNanos  per measured step, nanoseconds by {@link Phase#ordinal()}
      * @param finalLoss   loss of the last step
+     * @param memory      what this rank held for training, by part
      */
-    record Measurement(double[] stepSeconds, long[][] phaseNanos, float finalLoss) {
+    record Measurement(double[] stepSeconds, long[][] phaseNanos, float finalLoss, RankMemory memory) {
     }
 
     private TrainBenchmark() {
     }
 
-    /** Runs {@code warmup + steps} steps on {@code backend}, sampling {@code memory} as it goes. */
-    static Measurement run(Backend backend, Settings s, MemoryProbe memory, ProgressLine progress) {
+    /**
+     * Runs {@code warmup + steps} steps on {@code backend}, sampling {@code memory} as it goes.
+     *
+     * @param comm the data-parallel group, or {@code null} for one rank
+     */
+    static Measurement run(Backend backend, Settings s, Communicator comm, MemoryProbe memory, ProgressLine progress) {
         int b = s.batchSize(), t = s.seqLen(), vocab = s.model().vocabSize();
         int[] inputs = new int[b * t];
         int[] targets = new int[b * t];
-        SplittableRandom tokens = new SplittableRandom(s.seed());
+        SplittableRandom tokens = new SplittableRandom(s.seed() + (comm == null ? 0 : comm.rank()));
         double[] stepSeconds = new double[s.steps()];
         long[][] phaseNanos = new long[s.steps()][];
         float loss = Float.NaN;
         PhaseClock clock = new PhaseClock(backend::synchronize);
-        try (GptModel model = new GptModel(backend, s.model(), s.dtype());
-             AdamW adamw = new AdamW(backend, model.layout(), ADAMW)) {
+        boolean sharded = s.zero() && comm != null;
+        RankMemory held;
+        try (GptModel model = new GptModel(backend, s.model(), s.dtype(), !sharded);
+             OptimizerSetup setup = new OptimizerSetup(backend, model, ADAMW, comm, sharded)) {
+            Optimizer optimizer = setup.optimizer();
+            GradientReduction sync = setup.sync();
             long init = System.nanoTime();
-            model.initialize(s.seed());
+            setup.initialize(s.seed());
             progress.println(String.format(Locale.ROOT, "weights initialised in %.1f s", (System.nanoTime() - init) / 1e9));
             model.zeroGradients();
             for (int i = 0; i < s.warmup() + s.steps(); i++) {
@@ -88,10 +104,17 @@ final class TrainBenchmark {
                 loss = model.forward(inputs, targets, b, t);
                 clock.lap(Phase.FORWARD);
                 memory.sample(); // activations are all live here
-                model.backward();
-                clock.lap(Phase.BACKWARD);
-                float norm = adamw.gradientNorm(model.gradients());
-                adamw.step(model.parameters(), model.masterWeights(), model.gradients(), LR, adamw.clipScale(norm));
+                if (sync != null) {
+                    model.backward(sync);
+                    clock.lap(Phase.BACKWARD);
+                    sync.finish();
+                    clock.lap(Phase.COMMUNICATION);
+                } else {
+                    model.backward();
+                    clock.lap(Phase.BACKWARD);
+                }
+                float norm = optimizer.gradientNorm(model);
+                optimizer.step(model, LR, optimizer.clipScale(norm));
                 model.zeroGradients();
                 clock.lap(Phase.OPTIMIZER);
                 memory.sample();
@@ -106,8 +129,9 @@ final class TrainBenchmark {
                         measured < 0 ? "warmup step" : "step", measured < 0 ? i + 1 : measured + 1,
                         measured < 0 ? s.warmup() : s.steps(), seconds * 1e3, loss), false);
             }
+            held = RankMemory.of(model, optimizer);
         }
         progress.finish();
-        return new Measurement(stepSeconds, phaseNanos, loss);
+        return new Measurement(stepSeconds, phaseNanos, loss, held);
     }
 }

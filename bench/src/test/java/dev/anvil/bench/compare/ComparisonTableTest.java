@@ -35,6 +35,6 @@ class ComparisonTableTest {
         return new BenchResult("dev", "t", "tiny", "m", 10, "cpu", "fp32", 2, 4, 64, 1, 3, 1, 256,
                 new Stats(tokensPerS, tokensPerS, tokensPerS), new Stats(1, 1, 1),
                 Map.of("data", 0.0, "forward", 1.0, "backward", 2.0, "communication", 0.0, "optimizer", 0.5),
-                100, 0.1, mfu == null ? null : 1.0, "x", mfu, 1 << 20, 0, null, null, null, 6.0);
+                100, 0.1, mfu == null ? null : 1.0, "x", mfu, 1 << 20, 0, null, null, null, 6.0, 0, null);
     }
 }

@@ -1,6 +1,7 @@
 package dev.anvil.bench.harness;
 
 import dev.anvil.engine.cli.AnvilMain;
+import dev.anvil.engine.train.RankMemory;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -12,6 +13,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -37,6 +39,9 @@ class BenchTrainCommandTest {
                 && r.tokensPerS().median() <= r.tokensPerS().max(), r.tokensPerS().toString());
         assertEquals(List.of("data", "forward", "backward", "communication", "optimizer"), List.copyOf(r.phaseMs().keySet()));
         assertEquals(0.0, r.phaseMs().get("communication"));
+        assertEquals(0, r.zero());
+        assertTrue(r.memoryPerRank().activations() > 0, "activations are counted once a step has run");
+        assertEquals(2 * r.memoryPerRank().parameters(), r.memoryPerRank().optimizerState(), "fp32 AdamW: m and v");
         assertEquals(870_912, r.flopsPerToken());
         assertTrue(r.mfu() > 0 && r.peakSource().startsWith("measured CPU matmul peak"), r.peakSource());
         assertEquals(Cost.perMillionTokens(18.5, 1, r.tokensPerS().median()), r.costPerMillionTokens(), 1e-12);
@@ -62,26 +67,65 @@ class BenchTrainCommandTest {
         Path csv = Files.writeString(dir.resolve("old.csv"), "a,b\n1,2\n");
         BenchResult any = new BenchResult("dev", "t", "tiny", "m", 1, "cpu", "fp32", 1, 1, 1, 1, 1, 0, 1,
                 new Stats(1, 1, 1), new Stats(1, 1, 1), java.util.Map.of(), 1, 1, 1.0, "s", 1.0, 1, 0, null, null,
-                null, 1);
+                null, 1, 0, null);
         IOException e = assertThrows(IOException.class, () -> ResultFiles.appendCsv(any, csv));
         assertTrue(e.getMessage().contains("new --csv file"), e.getMessage());
     }
 
     @Test
-    void worldSizeAboveOneIsRefusedSayingWhatToRunInstead() {
+    void aZeroStageOtherThanZeroOrOneIsRefused() {
         PrintStream stderr = System.err;
         ByteArrayOutputStream err = new ByteArrayOutputStream();
         int rc;
         try {
             System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-            rc = AnvilMain.run("bench-train", "--world-size", "2");
+            rc = AnvilMain.run("bench-train", "--zero", "2");
         } finally {
             System.setErr(stderr);
         }
         assertEquals(1, rc);
-        assertEquals("anvil bench-train: error: bench-train runs one rank so far; drop --world-size (or use 1). For"
-                + " communication alone, run the AllReduceBenchmark JMH benchmark" + System.lineSeparator(),
+        assertEquals("anvil bench-train: error: --zero must be 0 or 1, got 2" + System.lineSeparator(),
                 err.toString(StandardCharsets.UTF_8));
+    }
+
+    /** Runs {@code bin/launch --nproc-per-node 2 -- bench-train ...} in child JVMs; returns rank 0's result. */
+    private static BenchResult launchTwoRanks(Path dir, String name, String... more) throws Exception {
+        Path json = dir.resolve(name + ".json");
+        Path log = dir.resolve(name + ".log");
+        List<String> command = new ArrayList<>(List.of(
+                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--add-modules=jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
+                "-cp", System.getProperty("java.class.path"), AnvilMain.class.getName(),
+                "launch", "--nproc-per-node", "2", "--", "bench-train", "--preset", "tiny", "--steps", "2",
+                "--warmup", "1", "--threads", "1", "--peak-tflops", "1", "--json", json.toString(),
+                "--csv", dir.resolve(name + ".csv").toString()));
+        command.addAll(List.of(more));
+        ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile());
+        List.of("ANVIL_JOB_TOKEN", "ANVIL_JOB_TOKEN_FILE", "MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE",
+                "LOCAL_RANK", "SLURM_PROCID").forEach(builder.environment()::remove);
+        Process launcher = builder.start();
+        assertTrue(launcher.waitFor(3, TimeUnit.MINUTES), "bench-train under the launcher did not finish");
+        assertEquals(0, launcher.exitValue(), Files.readString(log));
+        return ResultFiles.readJson(json);
+    }
+
+    @Test
+    void underTheLauncherItTrainsDataParallelAndZeroOneHalvesEachRanksOptimizerState(@TempDir Path dir)
+            throws Exception {
+        BenchResult allReduce = launchTwoRanks(dir, "all-reduce");
+        BenchResult sharded = launchTwoRanks(dir, "zero", "--zero", "1");
+        assertEquals(2, allReduce.worldSize());
+        assertEquals(512, allReduce.tokensPerStep(), "B·T·R");
+        assertEquals(0, allReduce.zero());
+        assertEquals(1, sharded.zero());
+        assertTrue(allReduce.phaseMs().get("communication") > 0, "the ranks wait for the all-reduce");
+        RankMemory all = allReduce.memoryPerRank();
+        RankMemory half = sharded.memoryPerRank();
+        assertEquals(all.parameters(), half.parameters());
+        assertEquals(all.gradients(), half.gradients());
+        assertEquals(all.activations(), half.activations());
+        // Each rank owns half of every bucket, give or take an element of each.
+        assertEquals(all.optimizerState() / 2.0, half.optimizerState(), 8.0 * 8);
     }
 
     /** Splits an RFC 4180 line. */

@@ -3,6 +3,7 @@ package dev.anvil.engine.checkpoint;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Path;
+import java.util.concurrent.Callable;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -35,9 +36,23 @@ public final class BackgroundCheckpoints implements AutoCloseable {
      * @throws IOException if the previous checkpoint could not be written
      */
     public Path submit(Checkpointer.Snapshot snapshot) throws IOException {
-        awaitPending();
-        pending = writer.submit(() -> checkpointer.write(snapshot));
+        submit(() -> checkpointer.write(snapshot));
         return checkpointer.pathFor(snapshot.state().step());
+    }
+
+    /**
+     * Starts {@code write} on the writer thread, first waiting for the previous write.
+     *
+     * @throws IOException if the previous write failed
+     */
+    public void submit(Callable<Path> write) throws IOException {
+        awaitPending();
+        pending = writer.submit(write);
+    }
+
+    /** Whether the last write has ended, well or not ({@link #awaitPending} then says which at once). */
+    public boolean idle() {
+        return pending == null || pending.isDone();
     }
 
     /** Waits for the checkpoint being written, if any. */

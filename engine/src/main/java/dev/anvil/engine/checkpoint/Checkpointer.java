@@ -4,15 +4,14 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.anvil.engine.io.AtomicFiles;
 import dev.anvil.engine.io.HfModelFiles;
-import dev.anvil.engine.io.ModelWeights;
-import dev.anvil.engine.io.SafeTensors;
 import dev.anvil.engine.io.TensorDtype;
 import dev.anvil.engine.model.GptConfig;
 import dev.anvil.engine.model.GptModel;
 import dev.anvil.engine.optim.AdamW;
+import dev.anvil.engine.optim.ParameterShard;
+import dev.anvil.kernels.DType;
 
 import java.io.IOException;
-import java.nio.FloatBuffer;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -20,7 +19,6 @@ import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
-import java.util.Map;
 import java.util.Optional;
 import java.util.function.Consumer;
 import java.util.regex.Pattern;
@@ -29,8 +27,9 @@ import java.util.stream.Stream;
 /**
  * Training checkpoints in {@code --save-dir}, one directory per step ({@code step_00000100/}):
  * the model as {@code config.json} + {@code model.safetensors} (loadable by {@code --init-from}
- * and by Hugging Face tooling), {@code optimizer.safetensors}, {@code state.json},
- * {@code manifest.json}, and {@code checksums.sha256} over all of them.
+ * and by Hugging Face tooling), the optimizer state ({@code optimizer.safetensors}, or per-rank
+ * shards and their index: see {@link OptimizerFiles}), {@code state.json}, {@code manifest.json},
+ * and {@code checksums.sha256} over all of them.
  *
  * <p>A checkpoint is written into a hidden {@code .step_….partial} directory, every file synced,
  * the checksum list written last, and the directory then renamed into place: a crash at any moment
@@ -40,11 +39,11 @@ import java.util.stream.Stream;
  */
 public final class Checkpointer {
 
-    static final String OPTIMIZER = "optimizer.safetensors";
     static final String STATE = "state.json";
     static final String MANIFEST = "manifest.json";
-    private static final List<String> FILES = List.of(HfModelFiles.CONFIG_FILE, HfModelFiles.WEIGHTS_FILE, OPTIMIZER,
-            STATE, MANIFEST);
+    /** The files besides the optimizer state. */
+    static final List<String> MODEL_FILES = List.of(HfModelFiles.CONFIG_FILE, HfModelFiles.WEIGHTS_FILE, STATE,
+            MANIFEST);
     private static final Pattern NAME = Pattern.compile("step_(\\d{8,})");
     /** What a crash during a write or a prune leaves behind. */
     private static final Pattern LEFTOVER = Pattern.compile("\\.step_\\d{8,}\\.(partial|deleting)");
@@ -104,25 +103,52 @@ public final class Checkpointer {
 
     /** Writes a snapshot as a checkpoint directory, atomically, and prunes old ones. */
     public Path write(Snapshot snapshot) throws IOException {
+        int step = snapshot.state().step();
+        Path partial = begin(step);
+        writeModel(partial, snapshot.config(), snapshot.params(), snapshot.state(), snapshot.manifest());
+        OptimizerFiles.writeWhole(partial, snapshot.optimizer());
+        haltIfAsked("optimizer", step);
+        List<String> files = new ArrayList<>(MODEL_FILES);
+        files.add(OptimizerFiles.WHOLE);
+        return commit(step, files);
+    }
+
+    /**
+     * Starts the checkpoint of {@code step}: returns the empty hidden directory its files go into,
+     * first removing the partial and half-pruned checkpoints a crash may have left (so no other write
+     * may be under way in this directory).
+     */
+    public Path begin(int step) throws IOException {
         Files.createDirectories(saveDir);
-        TrainingState state = snapshot.state();
-        Path target = pathFor(state.step());
-        String name = target.getFileName().toString();
-        Path partial = saveDir.resolve("." + name + ".partial");
         deleteLeftovers();
+        Path partial = partialFor(step);
         Files.createDirectories(partial);
-        HfModelFiles.save(partial, snapshot.config(), snapshot.params(), TensorDtype.F32);
+        return partial;
+    }
+
+    Path partialFor(int step) {
+        return saveDir.resolve("." + pathFor(step).getFileName() + ".partial");
+    }
+
+    /** Writes the model, the training state and the manifest into a directory from {@link #begin}. */
+    static void writeModel(Path partial, GptConfig config, float[] params, TrainingState state, RunManifest manifest)
+            throws IOException {
+        HfModelFiles.save(partial, config, params, TensorDtype.F32);
         haltIfAsked("weights", state.step());
-        AdamW.State opt = snapshot.optimizer();
-        long[] shape = {opt.m().length};
-        SafeTensors.write(partial.resolve(OPTIMIZER), Map.of("step", Integer.toString(opt.step())), List.of(
-                new SafeTensors.TensorData("exp_avg", TensorDtype.F32, shape, () -> FloatBuffer.wrap(opt.m())),
-                new SafeTensors.TensorData("exp_avg_sq", TensorDtype.F32, shape, () -> FloatBuffer.wrap(opt.v()))));
-        haltIfAsked("optimizer", state.step());
         AtomicFiles.writeString(partial.resolve(STATE), JSON.writeValueAsString(state));
-        AtomicFiles.writeString(partial.resolve(MANIFEST), JSON.writeValueAsString(snapshot.manifest()));
-        AtomicFiles.writeString(partial.resolve(Checksums.FILE), Checksums.list(partial, FILES));
-        haltIfAsked("checksums", state.step());
+        AtomicFiles.writeString(partial.resolve(MANIFEST), JSON.writeValueAsString(manifest));
+    }
+
+    /**
+     * Completes the checkpoint of {@code step} begun by {@link #begin}, whose {@code files} are all
+     * written: lists their checksums, renames the directory into place and prunes old checkpoints.
+     */
+    public Path commit(int step, List<String> files) throws IOException {
+        Path partial = partialFor(step);
+        Path target = pathFor(step);
+        String name = target.getFileName().toString();
+        AtomicFiles.writeString(partial.resolve(Checksums.FILE), Checksums.list(partial, files));
+        haltIfAsked("checksums", step);
         if (Files.exists(target)) {
             // Same step saved again (a rerun): move the old one aside first; rename cannot replace a directory.
             Path old = saveDir.resolve("." + name + ".old");
@@ -134,8 +160,8 @@ public final class Checkpointer {
             Files.move(partial, target, StandardCopyOption.ATOMIC_MOVE);
         }
         AtomicFiles.syncDirectory(saveDir);
-        haltIfAsked("renamed", state.step());
-        prune(state.step());
+        haltIfAsked("renamed", step);
+        prune(step);
         return target;
     }
 
@@ -185,21 +211,41 @@ public final class Checkpointer {
      * @throws CheckpointException if it is incomplete, corrupt or of another shape
      */
     public static TrainingState restore(Path dir, GptModel model, AdamW adamw) throws IOException {
+        return restore(dir, model, adamw, null);
+    }
+
+    /**
+     * {@link #restore(Path, GptModel, AdamW)} into an optimizer over any shard of the parameters,
+     * whatever the layout the state was saved in (whole, or sharded over any number of ranks): the
+     * state of {@code adamw}'s shard is cut out of it exactly.
+     *
+     * <p>The exact weights are the master weights a sharded BF16 run saved with its optimizer state
+     * when there are any, else {@code model.safetensors}.
+     *
+     * @param master receives the fp32 master weights of {@code adamw}'s shard, packed, for an
+     *               optimizer that keeps them itself; {@code null} when the model holds them
+     */
+    public static TrainingState restore(Path dir, GptModel model, AdamW adamw, Consumer<float[]> master)
+            throws IOException {
         String problem = Checksums.verify(dir);
         if (problem != null) {
             throw new CheckpointException(dir, problem);
         }
-        ModelWeights weights = HfModelFiles.load(dir, model.config());
+        float[] weights = HfModelFiles.load(dir, model.config()).params();
         TrainingState state = readState(dir);
-        try (SafeTensors opt = SafeTensors.open(dir.resolve(OPTIMIZER))) {
-            float[] m = opt.read("exp_avg");
-            float[] v = opt.read("exp_avg_sq");
-            if (m.length != weights.params().length || v.length != m.length) {
-                throw new CheckpointException(dir, "optimizer state has " + m.length + " moments for "
-                        + weights.params().length + " parameters");
+        ParameterShard shard = adamw.shard();
+        try (OptimizerFiles.Reader opt = OptimizerFiles.open(dir, weights.length)) {
+            // A BF16 model without master weights needs only their rounding, which model.safetensors holds.
+            boolean exact = model.dtype() == DType.FP32 || model.masterWeights() != null;
+            if (opt.hasMaster() && exact) {
+                weights = opt.read(OptimizerFiles.MASTER, ParameterShard.whole(weights.length));
             }
-            model.writeParameters(weights.params());
-            adamw.importState(new AdamW.State(state.step(), m, v));
+            model.writeParameters(weights);
+            if (master != null) {
+                master.accept(opt.hasMaster() ? opt.read(OptimizerFiles.MASTER, shard) : shard.gather(weights));
+            }
+            adamw.importState(new AdamW.State(state.step(), opt.read(OptimizerFiles.EXP_AVG, shard),
+                    opt.read(OptimizerFiles.EXP_AVG_SQ, shard)));
         }
         return state;
     }
@@ -227,7 +273,7 @@ public final class Checkpointer {
         }
     }
 
-    private static void haltIfAsked(String point, int step) {
+    static void haltIfAsked(String point, int step) {
         if ((point + "@" + step).equals(System.getProperty(HALT_PROPERTY))) {
             Runtime.getRuntime().halt(137); // 128 + SIGKILL, as the shell reports a kill -9
         }

@@ -20,7 +20,7 @@ import java.util.Optional;
  * ({@code SLURM_PROCID}, ...) environment. Every rank needs the job token in
  * {@code ANVIL_JOB_TOKEN} (or a file named by {@code ANVIL_JOB_TOKEN_FILE}).
  */
-final class DistributedOptions {
+public final class DistributedOptions {
 
     @Option(names = "--master", paramLabel = "HOST:PORT", description = "Rank 0's rendezvous address (or MASTER_ADDR/MASTER_PORT)")
     String master;
@@ -48,7 +48,7 @@ final class DistributedOptions {
     Path tlsKey;
 
     /** The rendezvous settings, or empty for a single process. */
-    Optional<RendezvousConfig> rendezvous(Map<String, String> env) {
+    public Optional<RendezvousConfig> rendezvous(Map<String, String> env) {
         if (master != null || rank != null || worldSize != null) {
             if (master == null || rank == null || worldSize == null) {
                 throw new IllegalArgumentException("--master, --rank and --world-size go together; give all three");
@@ -73,7 +73,7 @@ final class DistributedOptions {
     }
 
     /** Joins the group; blocks until every rank has arrived (or the rendezvous times out). */
-    Communicator connect(RendezvousConfig config, String fingerprint, Map<String, String> env) {
+    public Communicator connect(RendezvousConfig config, String fingerprint, Map<String, String> env) {
         if (commTimeout <= 0) {
             throw new IllegalArgumentException("--comm-timeout must be positive, got " + commTimeout);
         }

@@ -6,6 +6,7 @@ import dev.anvil.engine.checkpoint.BackgroundCheckpoints;
 import dev.anvil.engine.checkpoint.CheckpointException;
 import dev.anvil.engine.checkpoint.Checkpointer;
 import dev.anvil.engine.checkpoint.RunManifest;
+import dev.anvil.engine.checkpoint.ShardedCheckpoints;
 import dev.anvil.engine.checkpoint.TrainingState;
 import dev.anvil.engine.data.DataLoader;
 import dev.anvil.engine.io.HfModelFiles;
@@ -13,12 +14,12 @@ import dev.anvil.engine.io.ModelWeights;
 import dev.anvil.engine.model.GptConfig;
 import dev.anvil.engine.metrics.PrometheusMetrics;
 import dev.anvil.engine.model.GptModel;
-import dev.anvil.engine.optim.AdamW;
 import dev.anvil.engine.optim.AdamWConfig;
 import dev.anvil.engine.parallel.DataParallel;
-import dev.anvil.engine.parallel.GradientSync;
 import dev.anvil.engine.train.MetricsLog;
+import dev.anvil.engine.train.OptimizerSetup;
 import dev.anvil.engine.train.ProgressLine;
+import dev.anvil.engine.train.RankMemory;
 import dev.anvil.engine.train.StopSignal;
 import dev.anvil.engine.train.TrainConfig;
 import dev.anvil.engine.train.Trainer;
@@ -32,6 +33,7 @@ import picocli.CommandLine.Model.CommandSpec;
 
 import java.io.IOException;
 import java.io.PrintStream;
+import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -109,6 +111,12 @@ public final class TrainCommand implements Callable<Integer> {
     @Mixin
     DistributedOptions distributed;
 
+    @Option(names = "--zero", defaultValue = "0", paramLabel = "STAGE", description = {
+            "ZeRO stage: 0 = every rank keeps the whole optimizer state; 1 = shard the optimizer state (AdamW "
+                    + "moments, and fp32 master weights in bf16) across the data-parallel ranks, 1/R each, for the "
+                    + "same traffic (default: ${DEFAULT-VALUE})"})
+    int zero;
+
     @Option(names = "--save-dir", paramLabel = "DIR", description = "Checkpoint directory (default: runs/<preset>)")
     Path saveDir;
 
@@ -146,26 +154,31 @@ public final class TrainCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--seq-len " + config.seqLen() + " exceeds the model's context of "
                     + model.maxSeqLen() + " tokens");
         }
+        if (zero != 0 && zero != 1) {
+            throw new IllegalArgumentException("--zero must be 0 or 1 (stages 2 and 3 are not supported), got " + zero);
+        }
         Optional<RendezvousConfig> rendezvous = distributed.rendezvous(env);
         int rank = rendezvous.map(RendezvousConfig::rank).orElse(0);
         int worldSize = rendezvous.map(RendezvousConfig::worldSize).orElse(1);
         int localRank = rendezvous.map(RendezvousConfig::localRank).orElse(0);
         boolean leader = rank == 0;
+        boolean sharded = zero == 1 && worldSize > 1; // one rank has nothing to shard with
         Checkpointer checkpoints = new Checkpointer(saveDir == null ? Path.of("runs", presetName()) : saveDir, keepLast);
         DataOptions.Resolved sources = data.resolve(model);
         DataLoader train = new DataLoader(sources.train(), config.batchSize(), config.seqLen(), rank, worldSize);
         String fingerprint = "anvil " + Version.current() + "; " + model + "; " + compute.dtype() + "; " + config
-                + "; data " + data.describe();
-        try (Backend backend = compute.open(localRank); GptModel gpt = new GptModel(backend, model, compute.dtype());
-             AdamW adamw = new AdamW(backend, gpt.layout(), config.adamw());
+                + "; zero " + zero + "; data " + data.describe();
+        try (Backend backend = compute.open(localRank);
+             GptModel gpt = new GptModel(backend, model, compute.dtype(), !sharded);
              Communicator comm = rendezvous.map(r -> distributed.connect(r, fingerprint, env)).orElse(null);
-             GradientSync sync = comm == null ? null
-                     : new GradientSync(comm, backend, gpt.gradients(), GradientSync.DEFAULT_BUCKET_BYTES);
+             OptimizerSetup optimizer = new OptimizerSetup(backend, gpt, config.adamw(), comm, sharded);
              MetricsLog metrics = metricsOut == null || !leader ? null : new MetricsLog(metricsOut);
              PrometheusMetrics prometheus = metricsPort == null || !leader ? null : PrometheusMetrics.start(metricsPort);
-             BackgroundCheckpoints writer = new BackgroundCheckpoints(checkpoints)) {
+             BackgroundCheckpoints writer = new BackgroundCheckpoints(checkpoints);
+             ShardedCheckpoints shardWriter = sharded
+                     ? new ShardedCheckpoints(checkpoints, comm, optimizer.shards(worldSize)) : null) {
             DataParallel group = new DataParallel(comm);
-            int start = startingPoint(gpt, adamw, initial, checkpoints, config, worldSize, leader ? out : null);
+            int start = startingPoint(optimizer, initial, checkpoints, config, worldSize, leader ? out : null);
             if (group.agree(start, false)[0] != (float) start * worldSize) {
                 throw new IllegalStateException("the ranks resume from different steps (rank " + rank + " from " + start
                         + "): every rank must see the same --save-dir, e.g. on a shared file system");
@@ -173,7 +186,8 @@ public final class TrainCommand implements Callable<Integer> {
             if (leader) {
                 out.printf(Locale.ROOT, "anvil train: %s, %,d parameters, %s, %s%s%n", model, model.parameterCount(),
                         backend.description(), compute.dtype().toString().toLowerCase(Locale.ROOT),
-                        worldSize > 1 ? ", " + worldSize + " data-parallel ranks" : "");
+                        worldSize > 1 ? ", " + worldSize + " data-parallel ranks"
+                                + (sharded ? ", optimizer state sharded (ZeRO-1)" : "") : "");
                 out.printf(Locale.ROOT, "data: %s%s%nbatch: B=%d T=%d accum=%d, %,d tokens per step%n",
                         sources.train(), sources.val() == null ? "" : "; validation: " + sources.val(),
                         config.batchSize(), config.seqLen(), config.gradAccum(), config.tokensPerStep() * worldSize);
@@ -187,22 +201,41 @@ public final class TrainCommand implements Callable<Integer> {
                 }
                 return 0;
             }
-            Trainer trainer = new Trainer(gpt, adamw, config).stopOn(StopSignal.install());
-            if (sync != null) {
-                trainer.dataParallel(group, sync);
+            Trainer trainer = new Trainer(gpt, optimizer.optimizer(), config).stopOn(StopSignal.install());
+            if (optimizer.sync() != null) {
+                trainer.dataParallel(group, optimizer.sync());
+            }
+            // Hashing big shards takes a while: do it once, when the first checkpoint is written.
+            RunManifest[] manifest = new RunManifest[1];
+            Trainer.CheckpointWriter save = step -> {
+                TrainingState state = new TrainingState(step, (long) step * config.gradAccum(), config.gradAccum(),
+                        worldSize, config.seed(), config.batchSize(), config.seqLen());
+                if (leader && manifest[0] == null) {
+                    manifest[0] = manifest(config, model, sources, backend, worldSize);
+                }
+                return shardWriter != null ? shardWriter.save(optimizer.shardSnapshot(state, manifest[0]))
+                        : writer.submit(optimizer.snapshot(state, manifest[0]));
+            };
+            if (shardWriter != null) {
+                // Every rank writes its shard; the checkpoint is completed once all have.
+                trainer.checkpoints(save, saveEvery).onStep(m -> {
+                    try {
+                        shardWriter.poll();
+                    } catch (IOException e) {
+                        throw new UncheckedIOException("cannot save the checkpoint: " + e.getMessage(), e);
+                    }
+                });
             }
             if (leader) {
-                // Hashing big shards takes a while: do it once, when the first checkpoint is written.
-                RunManifest[] manifest = new RunManifest[1];
-                trainer.progress(new ProgressLine(out, ProgressLine.stdoutIsTerminal(), 5))
-                        .checkpoints(step -> {
-                            if (manifest[0] == null) {
-                                manifest[0] = manifest(config, model, sources, backend, worldSize);
-                            }
-                            return writer.submit(Checkpointer.snapshot(gpt, adamw, new TrainingState(step,
-                                    (long) step * config.gradAccum(), config.gradAccum(), worldSize, config.seed()),
-                                    manifest[0]));
-                        }, saveEvery);
+                ProgressLine progress = new ProgressLine(out, ProgressLine.stdoutIsTerminal(), 5);
+                trainer.progress(progress).onStep(m -> {
+                    if (m.step() == start + 1) { // activations exist once a step has run
+                        progress.println("memory per rank: " + RankMemory.of(gpt, optimizer.optimizer()).describe());
+                    }
+                });
+                if (shardWriter == null) {
+                    trainer.checkpoints(save, saveEvery);
+                }
                 if (metrics != null) {
                     trainer.onStep(metrics::write);
                 }
@@ -219,12 +252,18 @@ public final class TrainCommand implements Callable<Integer> {
             try {
                 result = trainer.run(train::load, start);
             } catch (TrainingDivergedException e) {
+                if (shardWriter != null) {
+                    shardWriter.finish(); // every rank diverged at the same step: the last good checkpoint completes
+                }
                 // Every rank stops at this step and says so in one line; the leader names the checkpoint to go back to.
                 writer.awaitPending();
                 String last = leader ? checkpoints.latestValid(w -> { })
                         .map(p -> "; the last good checkpoint, " + p + ", is untouched").orElse("") : "";
                 spec.commandLine().getErr().println("anvil train: error: " + e.getMessage() + last);
                 return 1;
+            }
+            if (shardWriter != null) {
+                shardWriter.finish(); // every rank has written its part of the last checkpoint, and it is complete
             }
             if (comm != null) {
                 comm.finish(); // every rank finished its last step: none mistakes the others leaving for a lost rank
@@ -258,17 +297,14 @@ public final class TrainCommand implements Callable<Integer> {
      *
      * @param out where to say what happened, or {@code null} on ranks that stay quiet
      */
-    private int startingPoint(GptModel gpt, AdamW adamw, Optional<ModelWeights> initial, Checkpointer checkpoints,
+    private int startingPoint(OptimizerSetup optimizer, Optional<ModelWeights> initial, Checkpointer checkpoints,
                               TrainConfig config, int worldSize, PrintStream out) throws IOException {
         if (resume) {
             Optional<Path> latest = checkpoints.latestValid(w -> say(out, "warning: " + w));
             if (latest.isPresent()) {
                 TrainingState state = Checkpointer.readState(latest.get());
-                if (state.gradAccum() != config.gradAccum() || state.worldSize() != worldSize) {
-                    throw new IllegalArgumentException(latest.get() + " was taken with --grad-accum " + state.gradAccum()
-                            + " on " + state.worldSize() + " rank(s); resume with the same settings (the data order depends on them)");
-                }
-                Checkpointer.restore(latest.get(), gpt, adamw);
+                requireSameDataOrder(latest.get(), state, config, worldSize);
+                optimizer.restore(latest.get());
                 say(out, "resuming from " + latest.get() + " after step " + state.step());
                 return state.step();
             }
@@ -279,11 +315,31 @@ public final class TrainCommand implements Callable<Integer> {
             say(out, "no checkpoint in " + checkpoints.saveDir() + " yet: starting from step 0");
         }
         if (initial.isPresent()) {
-            gpt.writeParameters(initial.get().params());
+            optimizer.load(initial.get().params());
         } else {
-            gpt.initialize(config.seed());
+            optimizer.initialize(config.seed());
         }
         return 0;
+    }
+
+    /**
+     * A run may resume on another number of ranks, with another batch size or accumulation, as long
+     * as an optimizer step still reads the same tokens: {@code grad-accum × ranks × B × T} of them
+     * from the same place (see {@link DataLoader}), so the data order goes on unchanged.
+     */
+    private static void requireSameDataOrder(Path checkpoint, TrainingState state, TrainConfig config, int worldSize) {
+        long tokens = config.tokensPerStep() * worldSize;
+        boolean same = state.batchSize() > 0 ? state.globalTokensPerStep() == tokens
+                : state.gradAccum() == config.gradAccum() && state.worldSize() == worldSize;
+        if (!same) {
+            String taken = state.batchSize() > 0
+                    ? String.format(Locale.ROOT, "%d ranks x --grad-accum %d x --batch-size %d x --seq-len %d = %,d tokens per step",
+                            state.worldSize(), state.gradAccum(), state.batchSize(), state.seqLen(), state.globalTokensPerStep())
+                    : "--grad-accum " + state.gradAccum() + " on " + state.worldSize() + " rank(s)";
+            throw new IllegalArgumentException(String.format(Locale.ROOT, "%s was taken with %s; this run has %,d "
+                    + "tokens per step: resume with the same tokens per step, e.g. half the --batch-size on twice the "
+                    + "ranks (the data order depends on it)", checkpoint, taken, tokens));
+        }
     }
 
     private static void say(PrintStream out, String line) {

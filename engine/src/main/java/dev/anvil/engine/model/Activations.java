@@ -44,6 +44,7 @@ final class Activations implements AutoCloseable {
 
     private final List<Buffer> owned = new ArrayList<>();
     private final Backend backend;
+    private long bytes;
 
     /**
      * @param dtype the type of activations and gradient scratch, FP32 or BF16; the statistics
@@ -82,7 +83,13 @@ final class Activations implements AutoCloseable {
     private Buffer alloc(DType dtype, long length) {
         Buffer buf = backend.allocate(dtype, length);
         owned.add(buf);
+        bytes += length * dtype.bytes();
         return buf;
+    }
+
+    /** Bytes of all these buffers. */
+    long bytes() {
+        return bytes;
     }
 
     /** Whether a batch of {@code b} rows of up to {@code this.t} positions fits these buffers. */

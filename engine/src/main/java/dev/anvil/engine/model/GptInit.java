@@ -16,7 +16,7 @@ import java.util.Random;
  * alone: not on the number of threads, nor on the machine, since {@link Random} is specified
  * exactly by the JDK.
  */
-final class GptInit {
+public final class GptInit {
 
     private static final double STD = 0.02;
     /** Values per random stream. */
@@ -29,7 +29,8 @@ final class GptInit {
     private record Chunk(int start, int end, double std, long streamSeed) {
     }
 
-    static float[] parameters(ParameterLayout layout, long seed) {
+    /** The initial weights of a model of {@code layout} from {@code seed}, in layout order. */
+    public static float[] parameters(ParameterLayout layout, long seed) {
         GptConfig config = layout.config();
         float[] params = new float[Math.toIntExact(layout.totalSize())];
         double residualStd = STD / Math.sqrt(2.0 * config.numLayers());

@@ -59,6 +59,17 @@ public final class GptModel implements AutoCloseable {
      * @throws UnsupportedOperationException if the backend cannot hold {@code dtype}
      */
     public GptModel(Backend backend, GptConfig config, DType dtype) {
+        this(backend, config, dtype, true);
+    }
+
+    /**
+     * {@link #GptModel(Backend, GptConfig, DType)}, choosing whether a BF16 model keeps fp32 master
+     * weights: a sharded optimizer ({@link dev.anvil.engine.zero.ShardedOptimizer}) keeps only its
+     * shard of them, so the model keeps none and its weights are the bf16 parameters.
+     *
+     * @param masterWeights whether a BF16 model allocates master weights; ignored for FP32
+     */
+    public GptModel(Backend backend, GptConfig config, DType dtype, boolean masterWeights) {
         this.backend = Objects.requireNonNull(backend, "backend");
         this.config = Objects.requireNonNull(config, "config");
         if (dtype != DType.FP32 && dtype != DType.BF16) {
@@ -67,7 +78,7 @@ public final class GptModel implements AutoCloseable {
         this.dtype = dtype;
         this.layout = ParameterLayout.of(config);
         this.params = backend.allocate(dtype, layout.totalSize());
-        this.master = dtype == DType.BF16 ? backend.allocate(DType.FP32, layout.totalSize()) : null;
+        this.master = dtype == DType.BF16 && masterWeights ? backend.allocate(DType.FP32, layout.totalSize()) : null;
         this.grads = backend.allocate(dtype, layout.totalSize());
         this.w = ModelTensors.slice(params, layout);
         this.g = ModelTensors.slice(grads, layout);
@@ -98,7 +109,8 @@ public final class GptModel implements AutoCloseable {
     /**
      * The FP32 master weights of a BF16 model, laid out like {@link #parameters()}, which hold their
      * bf16 rounding: the optimizer updates these ({@link dev.anvil.kernels.OptimizerOps#adamw}'s
-     * {@code master}) and rounds them into the parameters. {@code null} for an FP32 model.
+     * {@code master}) and rounds them into the parameters. {@code null} for an FP32 model, and for a
+     * BF16 one made without them.
      */
     public Buffer masterWeights() {
         return master;
@@ -128,7 +140,8 @@ public final class GptModel implements AutoCloseable {
 
     /**
      * A host copy of the model's weights in layout order: the parameters of an FP32 model, the
-     * master weights of a BF16 one (so a checkpoint of them resumes exactly).
+     * master weights of a BF16 one (so a checkpoint of them resumes exactly), or its parameters,
+     * widened, if it has none.
      */
     public float[] readParameters() {
         float[] host = new float[Math.toIntExact(layout.totalSize())];
@@ -183,6 +196,20 @@ public final class GptModel implements AutoCloseable {
             throw new IllegalArgumentException("expected " + layout.totalSize() + " parameters for " + config
                     + ", got " + length);
         }
+    }
+
+    /**
+     * Bytes this model holds on its backend: parameters, master weights, gradients, and the
+     * activations of the largest batch run so far (none before the first forward pass).
+     */
+    public Memory memory() {
+        long elements = layout.totalSize();
+        return new Memory(elements * dtype.bytes(), master == null ? 0 : elements * DType.FP32.bytes(),
+                elements * dtype.bytes(), acts == null ? 0 : acts.bytes());
+    }
+
+    /** What {@link #memory()} reports, in bytes. */
+    public record Memory(long parameters, long masterWeights, long gradients, long activations) {
     }
 
     /** Sets every gradient to zero. */

@@ -1,5 +1,6 @@
 package dev.anvil.engine.optim;
 
+import dev.anvil.engine.model.GptModel;
 import dev.anvil.engine.model.ParameterLayout;
 import dev.anvil.kernels.AdamWStep;
 import dev.anvil.kernels.Backend;
@@ -16,39 +17,68 @@ import java.util.List;
  * Its moments are two more buffers of the same layout, always FP32. For BF16 parameters the update
  * is made on the model's FP32 master weights ({@link dev.anvil.engine.model.GptModel#masterWeights})
  * and rounded into the parameters; gradients may be BF16, their norm is summed in fp32 or wider.
+ *
+ * <p>It may own only a {@link ParameterShard} of the buffer (a ZeRO rank's): then its moments, and
+ * the master weights it is given, hold just those elements, packed; the update and the norm's sum
+ * of squares cover just those, each element exactly as when the whole buffer is owned.
  */
-public final class AdamW implements AutoCloseable {
+public final class AdamW implements Optimizer, AutoCloseable {
 
-    /** A run of adjacent tensors that share a weight-decay setting: one backend call each. */
-    private record Group(long offset, long length, boolean decay) {
+    /**
+     * A run of owned elements that share a weight-decay setting: one backend call each.
+     *
+     * @param offset first element in the parameter buffer
+     * @param local  first element in the moments (and packed master weights)
+     */
+    private record Group(long offset, long local, long length, boolean decay) {
     }
 
     private final Backend backend;
     private final AdamWConfig config;
+    private final ParameterShard shard;
     private final Buffer m;
     private final Buffer v;
     private final Buffer normSquared;
     private final List<Group> groups;
-    private final float[] hostScalar = new float[1];
+    private final float[] hostSquares;
     private int step;
 
+    /** AdamW over the whole parameter buffer. */
     public AdamW(Backend backend, ParameterLayout layout, AdamWConfig config) {
-        this.backend = backend;
-        this.config = config;
-        this.m = backend.allocate(DType.FP32, layout.totalSize());
-        this.v = backend.allocate(DType.FP32, layout.totalSize());
-        this.normSquared = backend.allocate(DType.FP32, 1);
-        this.groups = groups(layout);
+        this(backend, layout, config, ParameterShard.whole(layout.totalSize()));
     }
 
-    private static List<Group> groups(ParameterLayout layout) {
+    /** AdamW over {@code shard} of the parameter buffer, with weight decay as for the whole. */
+    public AdamW(Backend backend, ParameterLayout layout, AdamWConfig config, ParameterShard shard) {
+        this.backend = backend;
+        this.config = config;
+        this.shard = shard;
+        this.m = backend.allocate(DType.FP32, Math.max(1, shard.size()));
+        this.v = backend.allocate(DType.FP32, Math.max(1, shard.size()));
+        this.normSquared = backend.allocate(DType.FP32, Math.max(1, shard.runs().size()));
+        this.hostSquares = new float[shard.runs().size()];
+        this.groups = groups(layout, shard);
+    }
+
+    /** The owned runs cut where weight decay changes, adjacent runs that share it merged. */
+    private static List<Group> groups(ParameterLayout layout, ParameterShard shard) {
         List<Group> groups = new ArrayList<>();
-        for (ParameterLayout.Tensor t : layout.tensors()) {
-            Group last = groups.isEmpty() ? null : groups.getLast();
-            if (last != null && last.decay() == t.weightDecay()) {
-                groups.set(groups.size() - 1, new Group(last.offset(), last.length() + t.size(), last.decay()));
-            } else {
-                groups.add(new Group(t.offset(), t.size(), t.weightDecay()));
+        for (ParameterShard.Run run : shard.runs()) {
+            for (ParameterLayout.Tensor t : layout.tensors()) {
+                long start = Math.max(run.offset(), t.offset());
+                long end = Math.min(run.end(), t.offset() + t.size());
+                if (start >= end) {
+                    continue;
+                }
+                long local = run.local() + start - run.offset();
+                Group last = groups.isEmpty() ? null : groups.getLast();
+                if (last != null && last.decay() == t.weightDecay() && last.offset() + last.length() == start
+                        && last.local() + last.length() == local) {
+                    groups.set(groups.size() - 1, new Group(last.offset(), last.local(), last.length() + end - start,
+                            last.decay()));
+                } else {
+                    groups.add(new Group(start, local, end - start, t.weightDecay()));
+                }
             }
         }
         return List.copyOf(groups);
@@ -63,20 +93,50 @@ public final class AdamW implements AutoCloseable {
         return step;
     }
 
+    /** The elements this optimizer updates. */
+    public ParameterShard shard() {
+        return shard;
+    }
+
     /**
-     * The global L2 norm of {@code grads} (FP32 or BF16), computed on the backend with an fp32 or
-     * wider sum; one scalar crosses to the host.
+     * The L2 norm of the owned part of {@code grads} (FP32 or BF16): the global norm when the whole
+     * buffer is owned. See {@link #sumOfSquares}.
      */
     public float gradientNorm(Buffer grads) {
-        backend.sumOfSquares(normSquared, grads);
-        backend.download(normSquared, MemorySegment.ofArray(hostScalar));
-        return (float) Math.sqrt(hostScalar[0]);
+        return (float) Math.sqrt(sumOfSquares(grads));
+    }
+
+    @Override
+    public float gradientNorm(GptModel model) {
+        return gradientNorm(model.gradients());
+    }
+
+    /**
+     * The sum of squares of the owned part of {@code grads}: each run's sum computed on the backend
+     * with an fp32 or wider accumulator and rounded to fp32 (one scalar per run crosses to the host),
+     * the runs' sums added in double in buffer order.
+     */
+    public double sumOfSquares(Buffer grads) {
+        List<ParameterShard.Run> runs = shard.runs();
+        for (int k = 0; k < runs.size(); k++) {
+            backend.sumOfSquares(normSquared.slice(k, 1), grads.slice(runs.get(k).offset(), runs.get(k).length()));
+        }
+        if (runs.isEmpty()) {
+            return 0;
+        }
+        backend.download(normSquared.slice(0, runs.size()), MemorySegment.ofArray(hostSquares));
+        double sum = 0;
+        for (float s : hostSquares) {
+            sum += s;
+        }
+        return sum;
     }
 
     /**
      * The factor {@code clip_grad_norm_} scales gradients by: {@code maxNorm/(norm + 1e-6)} when
      * that is below 1, else 1 (and 1 when clipping is off).
      */
+    @Override
     public float clipScale(float norm) {
         if (config.gradClip() <= 0f) {
             return 1f;
@@ -85,17 +145,30 @@ public final class AdamW implements AutoCloseable {
         return Math.min(scale, 1f);
     }
 
+    @Override
+    public void step(GptModel model, float lr, float gradScale) {
+        step(model.parameters(), model.masterWeights(), model.gradients(), lr, gradScale);
+    }
+
+    @Override
+    public long stateBytes() {
+        return 2 * shard.size() * DType.FP32.bytes();
+    }
+
     /** {@link #step(Buffer, Buffer, Buffer, float, float)} for FP32 parameters, which need no master weights. */
     public void step(Buffer params, Buffer grads, float lr, float gradScale) {
         step(params, null, grads, lr, gradScale);
     }
 
     /**
-     * One update of {@code params} from {@code grads}, the gradients first scaled by
-     * {@code gradScale} (the clip factor).
+     * One update of the owned part of {@code params} from {@code grads}, the gradients first scaled
+     * by {@code gradScale} (the clip factor).
      *
-     * @param master the FP32 master weights when {@code params} is BF16 (updated, then rounded into
-     *               {@code params}); {@code null} for FP32 parameters
+     * @param params the whole parameter buffer
+     * @param master the FP32 master weights of the owned elements, packed as the moments are (the
+     *               whole buffer's when all is owned), when {@code params} is BF16 (updated, then rounded
+     *               into {@code params}); {@code null} for FP32 parameters
+     * @param grads  the whole gradient buffer
      */
     public void step(Buffer params, Buffer master, Buffer grads, float lr, float gradScale) {
         step++;
@@ -103,9 +176,9 @@ public final class AdamW implements AutoCloseable {
         AdamWStep decayed = s.withWeightDecay(config.weightDecay());
         for (Group gr : groups) {
             backend.adamw(params.slice(gr.offset(), gr.length()),
-                    master == null ? null : master.slice(gr.offset(), gr.length()),
-                    grads.slice(gr.offset(), gr.length()), m.slice(gr.offset(), gr.length()),
-                    v.slice(gr.offset(), gr.length()), gr.decay() ? decayed : s);
+                    master == null ? null : master.slice(gr.local(), gr.length()),
+                    grads.slice(gr.offset(), gr.length()), m.slice(gr.local(), gr.length()),
+                    v.slice(gr.local(), gr.length()), gr.decay() ? decayed : s);
         }
     }
 
@@ -113,8 +186,8 @@ public final class AdamW implements AutoCloseable {
      * A host copy of the optimizer's state, for checkpoints.
      *
      * @param step steps taken (bias correction continues from it)
-     * @param m    first moments, in parameter layout order
-     * @param v    second moments, in parameter layout order
+     * @param m    first moments of the owned elements, packed (the whole buffer's in layout order)
+     * @param v    second moments, packed likewise
      */
     public record State(int step, float[] m, float[] v) {
     }
@@ -124,23 +197,23 @@ public final class AdamW implements AutoCloseable {
         return new State(step, download(m), download(v));
     }
 
-    /** Restores a state taken from an optimizer over the same layout. */
+    /** Restores a state taken from an optimizer over the same layout and shard. */
     public void importState(State state) {
-        if (state.m().length != m.length() || state.v().length != v.length()) {
-            throw new IllegalArgumentException("optimizer state holds " + state.m().length + " moments, the model has "
-                    + m.length() + " parameters");
+        if (state.m().length != shard.size() || state.v().length != shard.size()) {
+            throw new IllegalArgumentException("optimizer state holds " + state.m().length + " moments, this optimizer owns "
+                    + shard.size() + " parameters");
         }
         if (state.step() < 0) {
             throw new IllegalArgumentException("step count must be non-negative, got " + state.step());
         }
-        backend.upload(m, MemorySegment.ofArray(state.m()));
-        backend.upload(v, MemorySegment.ofArray(state.v()));
+        backend.upload(m.slice(0, shard.size()), MemorySegment.ofArray(state.m()));
+        backend.upload(v.slice(0, shard.size()), MemorySegment.ofArray(state.v()));
         step = state.step();
     }
 
     private float[] download(Buffer buf) {
-        float[] host = new float[Math.toIntExact(buf.length())];
-        backend.download(buf, MemorySegment.ofArray(host));
+        float[] host = new float[Math.toIntExact(shard.size())];
+        backend.download(buf.slice(0, host.length), MemorySegment.ofArray(host));
         return host;
     }
 

@@ -3,7 +3,6 @@ package dev.anvil.engine.parallel;
 import dev.anvil.collective.Communicator;
 import dev.anvil.collective.ElementType;
 import dev.anvil.collective.ReduceOp;
-import dev.anvil.engine.model.GptModel;
 import dev.anvil.kernels.Backend;
 import dev.anvil.kernels.Buffer;
 
@@ -25,7 +24,7 @@ import java.util.concurrent.CompletableFuture;
  * FP32 gradients are reduced as FLOAT32, BF16 gradients as BFLOAT16 (half the bytes on the wire;
  * the collective sums each reduction in fp32 and rounds the result to bf16).
  */
-public final class GradientSync implements GptModel.GradientListener, AutoCloseable {
+public final class GradientSync implements GradientReduction, AutoCloseable {
 
     /** PyTorch DDP's default bucket size. */
     public static final long DEFAULT_BUCKET_BYTES = 25L << 20;
@@ -84,10 +83,7 @@ public final class GradientSync implements GptModel.GradientListener, AutoClosea
 
     @Override
     public void ready(long offset, long length) {
-        if (offset + length != readyStart) {
-            throw new IllegalStateException("gradient regions must arrive from the end of the buffer to its start: got ["
-                    + offset + ", " + (offset + length) + ") after " + readyStart);
-        }
+        GradientReduction.requireAdjoining(offset, length, readyStart);
         readyStart = offset;
         if (readyEnd - readyStart >= bucketElements || readyStart == 0) {
             launch(readyStart, readyEnd - readyStart);
@@ -115,6 +111,7 @@ public final class GradientSync implements GptModel.GradientListener, AutoClosea
      * Waits for every bucket of this backward pass (launching any the pass left unfinished) and
      * puts staged results back on the device; then gradients are the mean over ranks.
      */
+    @Override
     public void finish() {
         if (readyEnd > readyStart) {
             launch(readyStart, readyEnd - readyStart);

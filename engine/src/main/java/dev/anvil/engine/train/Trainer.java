@@ -1,10 +1,10 @@
 package dev.anvil.engine.train;
 
 import dev.anvil.engine.model.GptModel;
-import dev.anvil.engine.optim.AdamW;
 import dev.anvil.engine.optim.LearningRateSchedule;
+import dev.anvil.engine.optim.Optimizer;
 import dev.anvil.engine.parallel.DataParallel;
-import dev.anvil.engine.parallel.GradientSync;
+import dev.anvil.engine.parallel.GradientReduction;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -22,10 +22,11 @@ import java.util.function.Consumer;
  * {@code s·gradAccum + k}, so the data position follows from the step alone.
  *
  * <p>Data-parallel: each rank computes its own batches; the last micro-batch's backward pass
- * averages the gradients across ranks in overlapping buckets ({@link GradientSync}), so every rank
- * makes the same update. The ranks agree on the mean loss and on stopping after each step, so a
- * signal that reaches one rank stops all of them at the same step. Only the leader should be given
- * checkpoints, metrics and progress.
+ * averages the gradients across ranks in overlapping buckets ({@link GradientReduction}), so every
+ * rank makes the same update (or, with a sharded optimizer, its shard of it). The ranks agree on the
+ * mean loss and on stopping after each step, so a signal that reaches one rank stops all of them at
+ * the same step. Only the leader should be given metrics and progress, and checkpoints unless every
+ * rank writes a part of them (sharded optimizer state).
  */
 public final class Trainer {
 
@@ -47,10 +48,10 @@ public final class Trainer {
     }
 
     private final GptModel model;
-    private final AdamW adamw;
+    private final Optimizer optimizer;
     private final TrainConfig config;
     private DataParallel group = DataParallel.single();
-    private GradientSync sync;
+    private GradientReduction sync;
     private Batches validation;
     private int evalEvery;
     private int valBatches = 20;
@@ -60,14 +61,14 @@ public final class Trainer {
     private ProgressLine progress;
     private StopSignal stop = StopSignal.none();
 
-    public Trainer(GptModel model, AdamW adamw, TrainConfig config) {
+    public Trainer(GptModel model, Optimizer optimizer, TrainConfig config) {
         this.model = Objects.requireNonNull(model);
-        this.adamw = Objects.requireNonNull(adamw);
+        this.optimizer = Objects.requireNonNull(optimizer);
         this.config = Objects.requireNonNull(config);
     }
 
     /** Trains as one rank of {@code group}, averaging gradients through {@code sync}. */
-    public Trainer dataParallel(DataParallel group, GradientSync sync) {
+    public Trainer dataParallel(DataParallel group, GradientReduction sync) {
         this.group = Objects.requireNonNull(group);
         this.sync = Objects.requireNonNull(sync);
         return this;
@@ -142,7 +143,7 @@ public final class Trainer {
             float[] agreed = group.agree((float) (lossSum / accum), stop.requested());
             loss = agreed[0] / group.worldSize();
             boolean stopping = agreed[1] > 0;
-            float norm = adamw.gradientNorm(model.gradients());
+            float norm = optimizer.gradientNorm(model);
             if (!Float.isFinite(loss) || !Float.isFinite(norm)) {
                 throw new TrainingDivergedException(step + 1, String.format(Locale.ROOT,
                         "step %d: loss %s, gradient norm %s: training diverged and stopped before updating the "
@@ -150,7 +151,7 @@ public final class Trainer {
                         step + 1, loss, norm));
             }
             float lr = lrs.at(step);
-            adamw.step(model.parameters(), model.masterWeights(), model.gradients(), lr, adamw.clipScale(norm));
+            optimizer.step(model, lr, optimizer.clipScale(norm));
             step++;
             double stepSeconds = (System.nanoTime() - stepStart) / 1e9;
             if (step > startStep + 1) { // the first step warms up the JIT: leave it out of the ETA

@@ -33,7 +33,7 @@ class BackgroundCheckpointsTest {
             float[] atSnapshot = model.readParameters();
             Path target;
             try (BackgroundCheckpoints writer = new BackgroundCheckpoints(checkpointer)) {
-                target = writer.submit(Checkpointer.snapshot(model, adamw, new TrainingState(7, 7, 1, 1, 5), MANIFEST));
+                target = writer.submit(Checkpointer.snapshot(model, adamw, new TrainingState(7, 7, 1, 1, 5, 4, 32), MANIFEST));
                 model.initialize(6); // training goes on: the checkpoint must hold the weights of its step
             }
             assertEquals(checkpointer.pathFor(7), target);
@@ -49,7 +49,7 @@ class BackgroundCheckpointsTest {
         try (CpuBackend backend = new CpuBackend(1); GptModel model = new GptModel(backend, GptConfig.preset("tiny"));
              AdamW adamw = new AdamW(backend, model.layout(), AdamWConfig.PYTORCH_DEFAULTS)) {
             BackgroundCheckpoints writer = new BackgroundCheckpoints(new Checkpointer(notADirectory, 0));
-            writer.submit(Checkpointer.snapshot(model, adamw, new TrainingState(1, 1, 1, 1, 5), MANIFEST));
+            writer.submit(Checkpointer.snapshot(model, adamw, new TrainingState(1, 1, 1, 1, 5, 4, 32), MANIFEST));
             assertThrows(IOException.class, writer::awaitPending);
             writer.close();
         }

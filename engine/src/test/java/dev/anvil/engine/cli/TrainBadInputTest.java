@@ -225,6 +225,19 @@ class TrainBadInputTest {
     }
 
     @Test
+    void resumeThatWouldReadOtherTokensPerStepIsRejected() {
+        String err = fails("--grad-accum 1 x --batch-size 2 x --seq-len 16 = 32 tokens per step; this run has 64",
+                tiny(saved, "--steps", "3", "--grad-accum", "2", "--resume"));
+        assertTrue(err.contains("e.g. half the --batch-size on twice the ranks"), err);
+    }
+
+    @Test
+    void zeroStagesBeyondOneAreRejected() {
+        fails("--zero must be 0 or 1 (stages 2 and 3 are not supported), got 2", tiny(saved, "--steps", "3",
+                "--zero", "2", "--resume"));
+    }
+
+    @Test
     void missingDataPathIsRejected() {
         String err = fails("/no/such/file", "train", "--data", "/no/such/file", "--steps", "1",
                 "--save-dir", saved.toString(), "--resume");

@@ -72,13 +72,15 @@ class TrainerDivergenceTest {
                     .onStep(steps::add)
                     .checkpoints(step -> {
                         saved.add(step);
-                        return checkpoints.save(model, adamw, new TrainingState(step, step, 1, 1, config.seed()), manifest);
+                        return checkpoints.save(model, adamw, new TrainingState(step, step, 1, 1, config.seed(),
+                                config.batchSize(), config.seqLen()), manifest);
                     }, 1);
 
             // Two good steps, as a run stopped after step 2 and resumed would have done.
             TrainConfig twoSteps = new TrainConfig(2, 16, 1, 2, 1e-3f, "constant", 0, 0f, config.adamw(), 7);
             new Trainer(model, adamw, twoSteps).checkpoints(step -> checkpoints.save(model, adamw,
-                    new TrainingState(step, step, 1, 1, config.seed()), manifest), 1).run(data::load, 0);
+                    new TrainingState(step, step, 1, 1, config.seed(), config.batchSize(), config.seqLen()), manifest), 1)
+                    .run(data::load, 0);
             Path good = dir.resolve("step_00000002");
             assertEquals(Optional.of(good), checkpoints.latestValid(w -> { }));
             Map<String, String> goodFiles = checksums(good);
