@@ -19,8 +19,10 @@ import java.util.concurrent.CompletableFuture;
  * the earlier layers (as PyTorch DDP does). Buckets are contiguous slices of the one gradient
  * buffer, filled from its end to its start in backward order.
  *
- * <p>Where the backend keeps gradients in host memory the all-reduce works on them in place;
- * otherwise each bucket is downloaded into a host staging buffer and uploaded back at the end.
+ * <p>Where the backend keeps gradients in native host memory the all-reduce works on them in
+ * place; otherwise (a GPU, or the CPU backend's Java arrays, which sockets and the Vector API cannot
+ * address) each bucket is downloaded into a native staging buffer, allocated once for the whole
+ * gradient, and uploaded back at the end: nothing is allocated per step.
  * FP32 gradients are reduced as FLOAT32, BF16 gradients as BFLOAT16 (half the bytes on the wire;
  * the collective sums each reduction in fp32 and rounds the result to bf16).
  */
@@ -64,7 +66,7 @@ public final class GradientSync implements GradientReduction, AutoCloseable {
         this.backend = backend;
         this.grads = grads;
         this.bucketElements = bucketBytes / elementBytes;
-        this.hostGrads = backend.hostView(grads);
+        this.hostGrads = backend.hostView(grads).filter(MemorySegment::isNative);
         this.stagingArena = hostGrads.isPresent() ? null : Arena.ofShared();
         this.staging = hostGrads.isPresent() ? null : stagingArena.allocate(grads.length() * elementBytes, 64);
         begin();
