@@ -78,11 +78,12 @@ shape() {
   local rate="$1" i dev
   for ((i = 0; i < ranks; i++)); do
     dev="anvil-v$i"
-    ip netns exec "$(ns "$i")" tc qdisc replace dev "$dev" root handle 1: htb default 10 r2q 1000
-    ip netns exec "$(ns "$i")" tc class replace dev "$dev" parent 1: classid 1:10 htb rate "$rate" ceil "$rate" \
+    ip netns exec "$(ns "$i")" tc qdisc del dev "$dev" root 2> /dev/null || true
+    ip netns exec "$(ns "$i")" tc qdisc add dev "$dev" root handle 1: htb default 10 r2q 1000
+    ip netns exec "$(ns "$i")" tc class add dev "$dev" parent 1: classid 1:10 htb rate "$rate" ceil "$rate" \
       burst 1mb cburst 1mb quantum 200000
     if [ "$netem" = yes ]; then
-      ip netns exec "$(ns "$i")" tc qdisc replace dev "$dev" parent 1:10 handle 10: netem delay "$delay" \
+      ip netns exec "$(ns "$i")" tc qdisc add dev "$dev" parent 1:10 handle 10: netem delay "$delay" \
         limit 1000000
     fi
   done

@@ -30,14 +30,18 @@ public final class Endpoint implements Closeable {
     }
 
     /**
-     * Takes over a connected socket, switching it to non-blocking mode.
+     * Takes over a connected socket, switching it to non-blocking mode, its send buffer sized for
+     * {@link #SENT_SLICES} slices.
      *
      * @param tls the TLS engine to run over it (client or server mode set), or null for a plain connection
+     * @param sliceBytes the ring's slice size
      * @param deadlineNanos when the TLS handshake must be done ({@link System#nanoTime()} scale)
      */
-    public static Endpoint open(SocketChannel socket, SSLEngine tls, long deadlineNanos) throws IOException {
+    public static Endpoint open(SocketChannel socket, SSLEngine tls, int sliceBytes, long deadlineNanos)
+            throws IOException {
         socket.configureBlocking(false);
         socket.socket().setTcpNoDelay(true);
+        socket.socket().setSendBufferSize(SENT_SLICES * sliceBytes);
         if (tls == null) {
             return new Endpoint(new PlainWire(socket));
         }
@@ -51,6 +55,14 @@ public final class Endpoint implements Closeable {
         }
         return endpoint;
     }
+
+    /**
+     * Slices a data link's send buffer holds: the sender has at most this much written but not yet acknowledged, and
+     * waits for the socket beyond it. (The receive buffer is left to the kernel's autotuning, so a receiver that is
+     * off its core for a moment does not stall the sender, and a long link still gets a window for its
+     * bandwidth-delay product.)
+     */
+    public static final int SENT_SLICES = 2;
 
     /** Whether the connection is encrypted. */
     boolean encrypted() {

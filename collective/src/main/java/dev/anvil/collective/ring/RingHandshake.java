@@ -95,7 +95,7 @@ public final class RingHandshake {
      */
     static Accepted accept(SocketChannel socket, Terms terms, Claim claim, long deadlineNanos) throws IOException {
         SSLEngine engine = terms.tls() == null ? null : terms.tls().server().newEngine(ByteBufAllocator.DEFAULT);
-        Endpoint endpoint = Endpoint.open(socket, engine, deadlineNanos);
+        Endpoint endpoint = Endpoint.open(socket, engine, terms.sliceBytes(), deadlineNanos);
         try {
             Header h;
             try {
@@ -254,7 +254,7 @@ public final class RingHandshake {
         try {
             SSLEngine engine = terms.tls() == null ? null
                     : terms.tls().client().newEngine(ByteBufAllocator.DEFAULT, host, port);
-            endpoint = Endpoint.open(socket, engine, deadlineNanos);
+            endpoint = Endpoint.open(socket, engine, terms.sliceBytes(), deadlineNanos);
             Hello hello = Hello.newBuilder()
                     .setRank(terms.rank())
                     .setWorldSize(terms.ranks())
