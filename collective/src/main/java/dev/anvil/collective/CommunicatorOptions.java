@@ -108,6 +108,12 @@ public record CommunicatorOptions(JobToken token, String fingerprint, TlsConfig 
                 sliceBytes, channels, dataTransport, transport);
     }
 
+    /** Listening for ring connections on {@code value} (0: any free port). */
+    public CommunicatorOptions withDataPort(int value) {
+        return new CommunicatorOptions(token, fingerprint, tls, peerTimeout, rendezvousTimeout, bindHost,
+                advertiseHost, value, sliceBytes, channels, dataTransport, transport);
+    }
+
     /** With another slice size. */
     public CommunicatorOptions withSliceBytes(int value) {
         return new CommunicatorOptions(token, fingerprint, tls, peerTimeout, rendezvousTimeout, bindHost,

@@ -152,6 +152,27 @@ public final class Endpoint implements Closeable {
         writeFully(deadlineNanos, Frames.encode(header));
     }
 
+    /**
+     * Closes after the peer read what was written: sends end-of-stream, then reads and discards what the peer still
+     * sends (at most {@code millis}), so that closing with unread bytes does not reset the connection and destroy
+     * the last frame (a refusal) before the peer reads it.
+     */
+    public void closeAfterLastWrite(long millis) {
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
+        try {
+            if (wire.flush()) {
+                wire.socket().shutdownOutput();
+                ByteBuffer sink = ByteBuffer.allocate(4096);
+                while (System.nanoTime() - deadline < 0 && wire.socket().read(sink.clear()) >= 0) {
+                    await(SelectionKey.OP_READ, deadline - System.nanoTime());
+                }
+            }
+        } catch (IOException ignored) {
+            // the peer went first
+        }
+        close();
+    }
+
     @Override
     public void close() {
         try {

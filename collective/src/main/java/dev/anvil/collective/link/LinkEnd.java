@@ -57,13 +57,24 @@ final class LinkEnd {
         lastHeard = System.nanoTime();
     }
 
-    /** Fills {@code dst} from the incoming stream, waiting as needed. */
-    void read(ByteBuffer dst) throws IOException {
+    /**
+     * Fills {@code dst} from the incoming stream, waiting as needed.
+     *
+     * @param frameBegun whether bytes of the frame were read before ({@code dst} continues a frame), so the end of
+     *     the stream cuts the frame short
+     */
+    void read(ByteBuffer dst, boolean frameBegun) throws IOException {
+        int start = dst.position();
         while (dst.hasRemaining()) {
             int n = wire.read(dst);
             if (n > 0) {
                 lastHeard = System.nanoTime();
             } else if (n < 0) {
+                if (frameBegun || dst.position() > start) {
+                    // Never a clean departure: a rank that leaves has sent whole frames.
+                    throw new ProtocolException("connection closed in the middle of a frame (the process died, or"
+                            + " sent a truncated frame)");
+                }
                 throw new LinkException(LinkException.Kind.CLOSED, CLOSED);
             } else {
                 waitFor(SelectionKey.OP_READ, true);

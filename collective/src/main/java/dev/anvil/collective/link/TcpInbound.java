@@ -33,7 +33,7 @@ final class TcpInbound extends SocketLink implements Inbound {
     public DataHeader next() throws IOException {
         while (true) {
             headerBytes.clear();
-            end.read(headerBytes);
+            end.read(headerBytes, false);
             header.decode(headerBytes.flip(), maxPayload);
             switch (header.type) {
                 case DataHeader.CHUNK -> {
@@ -41,7 +41,7 @@ final class TcpInbound extends SocketLink implements Inbound {
                 }
                 case DataHeader.ABORT -> {
                     abortBytes.clear().limit(header.payloadLength);
-                    end.read(abortBytes);
+                    end.read(abortBytes, true);
                     throw LinkEnd.aborted(abortBytes.flip());
                 }
                 default -> {
@@ -53,12 +53,12 @@ final class TcpInbound extends SocketLink implements Inbound {
 
     @Override
     public void payloadInto(BufferView dst, long offset) throws IOException {
-        end.read(dst.window(offset, header.payloadLength));
+        end.read(dst.window(offset, header.payloadLength), true);
     }
 
     @Override
     public MemorySegment payload() throws IOException {
-        end.read(slotBytes.clear().limit(header.payloadLength));
+        end.read(slotBytes.clear().limit(header.payloadLength), true);
         return slot;
     }
 

@@ -13,10 +13,12 @@ import dev.anvil.collective.proto.HelloAck;
 import dev.anvil.collective.proto.Refused;
 import dev.anvil.collective.proto.ShmAttach;
 import dev.anvil.collective.transport.Connector;
+import dev.anvil.collective.transport.Frames;
 import com.google.protobuf.ByteString;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.handler.ssl.SslContext;
 import java.io.IOException;
+import java.net.SocketTimeoutException;
 import java.nio.channels.SocketChannel;
 import java.time.Instant;
 import java.util.EnumSet;
@@ -45,6 +47,8 @@ public final class RingHandshake {
     private static final Set<Header.BodyCase> ANSWER = EnumSet.of(Header.BodyCase.HELLO_ACK,
             Header.BodyCase.REFUSED);
     private static final Set<Header.BodyCase> ATTACH = EnumSet.of(Header.BodyCase.SHM_ATTACH);
+    /** How long a refused connection is read from, and discarded, so the refusal reaches the peer. */
+    private static final long REFUSAL_LINGER_MILLIS = 1000;
 
     private static final System.Logger LOG = System.getLogger(RingHandshake.class.getName());
 
@@ -100,8 +104,10 @@ public final class RingHandshake {
             Header h;
             try {
                 h = endpoint.readFrame(MAX_HEADER_BYTES, BEFORE_HELLO, deadlineNanos);
-            } catch (java.net.SocketTimeoutException e) {
+            } catch (SocketTimeoutException e) {
                 throw refuse(endpoint, "no Hello within the handshake timeout", deadlineNanos);
+            } catch (Frames.BadFrameException e) {
+                throw refuse(endpoint, e.getMessage(), deadlineNanos);
             }
             Hello hello = h.getHello();
             String problem = problem(hello, terms);
@@ -230,10 +236,12 @@ public final class RingHandshake {
         return null;
     }
 
+    /** Tells the peer why it is refused and closes the connection once it has read that. */
     private static Refusal refuse(Endpoint endpoint, String reason, long deadlineNanos) {
         try {
             endpoint.writeFrame(Header.newBuilder().setRefused(Refused.newBuilder().setReason(reason)).build(),
                     deadlineNanos);
+            endpoint.closeAfterLastWrite(REFUSAL_LINGER_MILLIS);
         } catch (IOException ignored) {
             // the peer may have gone; the refusal is logged either way
         }
