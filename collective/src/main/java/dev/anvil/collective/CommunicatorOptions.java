@@ -31,8 +31,12 @@ public record CommunicatorOptions(JobToken token, String fingerprint, TlsConfig 
     public static final Duration DEFAULT_PEER_TIMEOUT = Duration.ofSeconds(60);
     /** Default {@link #rendezvousTimeout}. */
     public static final Duration DEFAULT_RENDEZVOUS_TIMEOUT = Duration.ofMinutes(5);
-    /** Default {@link #sliceBytes}: big enough to amortize per-frame cost, small enough to pipeline. */
-    public static final int DEFAULT_SLICE_BYTES = 512 * 1024;
+    /**
+     * Default {@link #sliceBytes}: big enough to amortize the per-frame cost (a wake-up per slice matters when ranks
+     * share cores: four shared-memory ranks on two cores reduce 64 MB 1.2x faster than with 512 KB), small enough
+     * to pipeline (1 MB at 1 Gbit/s is 8 ms per hop; four ranks still reach 96% of the line rate).
+     */
+    public static final int DEFAULT_SLICE_BYTES = 1 << 20;
     /** Most channels {@link #defaultChannels()} picks. */
     public static final int MAX_DEFAULT_CHANNELS = 4;
 

@@ -24,7 +24,7 @@ public final class CommOptions {
                     + " and threads; 0 = one per four cores, at most 4 (default: ${DEFAULT-VALUE})")
     int channels;
 
-    @Option(names = "--comm-slice", defaultValue = "512KB", paramLabel = "SIZE",
+    @Option(names = "--comm-slice", defaultValue = "1MB", paramLabel = "SIZE",
             description = "Largest piece of a bucket sent in one frame; the pipeline keeps a few in flight per link"
                     + " (default: ${DEFAULT-VALUE})")
     String slice;
