@@ -4,6 +4,7 @@ import dev.anvil.kernels.Buffer;
 import dev.anvil.kernels.DType;
 import dev.anvil.bench.harness.RandomBuffers;
 import dev.anvil.kernels.Backend;
+import dev.anvil.kernels.cpu.CpuBackend;
 import org.openjdk.jmh.annotations.AuxCounters;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
@@ -24,8 +25,9 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * GFLOP/s of a backend's matmul (the CPU on all cores by default; {@code -p backendName=cpu,cuda} on a
- * GPU machine), for an MLP layer of GPT-2 small
- * ({@code 1024×768×3072}) and for the LM head of a 384-channel model ({@code 1024×384×50304}).
+ * GPU machine), for the linear layers of the CPU speed bar's model (C=384, V=50304, 1024
+ * positions: QKV, attention projection, MLP up and down, LM head) and of GPT-2 small (C=768).
+ * {@code bench/openblas/compare_matmul.py} runs it beside OpenBLAS and prints the ratios.
  *
  * <p>Each product {@code n×c×oc} is {@code 2·n·c·oc} FLOP. The secondary result {@code gflop} is a
  * counter of GFLOP done, which JMH reports per second: read it as GFLOP/s. {@code forward} does one
@@ -43,12 +45,17 @@ import java.util.concurrent.TimeUnit;
 public class MatmulBenchmark {
 
     /** {@code n x c x oc}: rows, input channels, output channels. */
-    @Param({"1024x768x3072", "1024x384x50304"})
+    @Param({"1024x384x1152", "1024x384x384", "1024x384x1536", "1024x1536x384", "1024x384x50304",
+            "1024x768x2304", "1024x768x3072", "1024x3072x768"})
     public String shape;
 
     /** {@code cpu}, or {@code cuda} on a GPU machine ({@code -p backend=cpu,cuda}). */
     @Param({"cpu"})
     public String backendName;
+
+    /** CPU threads, {@code 0} for every core (a JVM told {@code -XX:ActiveProcessorCount} runs the kernels far slower). */
+    @Param({"0"})
+    public int threads;
 
     private Backend backend;
     private Buffer inp, weight, bias, out, dout, dinp, dweight, dbias;
@@ -74,7 +81,7 @@ public class MatmulBenchmark {
         c = Integer.parseInt(dims[1]);
         oc = Integer.parseInt(dims[2]);
         gflopPerProduct = 2.0 * n * c * oc / 1e9;
-        backend = Backends.open(backendName);
+        backend = backendName.equals("cpu") && threads > 0 ? new CpuBackend(threads) : Backends.open(backendName);
         Random rnd = new Random(1);
         inp = random(rnd, (long) n * c);
         weight = random(rnd, (long) oc * c);

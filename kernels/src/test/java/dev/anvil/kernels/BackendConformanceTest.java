@@ -657,9 +657,12 @@ public abstract class BackendConformanceTest {
         }
     }
 
-    /** Head sizes 16 and 8, t not a multiple of 8, a single position, and a longer sequence. */
+    /**
+     * Head sizes 16 and 8, t not a multiple of 8, a single position, a longer sequence, and one
+     * long enough to cross a backend's blocks of queries (the CPU's are 96).
+     */
     private static final int[][] ATTENTION_SHAPES = {{2, 7, 32, 2}, {1, 13, 24, 3}, {2, 1, 16, 2}, {1, 70, 64, 4},
-            {3, 9, 8, 1}};
+            {3, 9, 8, 1}, {1, 203, 32, 2}};
 
     @Test
     void attentionForwardMatchesReferenceAndSavesRowLogSumExp() {
@@ -960,6 +963,118 @@ public abstract class BackendConformanceTest {
         };
         assertBackendGradient("dlogits", logits, g, coords, obj);
         assertBackendGradient("dlogits at the targets", logits, g, targetsAt, obj);
+    }
+
+    // =====================================================================================
+    // LM head fused with cross-entropy
+    // =====================================================================================
+
+    /**
+     * n = 11 rows of c = 16 channels, v = 50 of vp = 64 vocabulary rows; the scratch holds 4 rows
+     * of logits, so the op runs in chunks of 4, 4 and 3. The padding rows of the weight are large,
+     * so their logits would dominate if not ignored.
+     */
+    private final class LmHeadCase {
+        final int n = 11, c = 16, v = 50, vp = 64, scratchRows = 4;
+        final int[] targets;
+        final Tensor inp, weight, tgt;
+
+        LmHeadCase(long seed) {
+            Random rnd = new Random(seed);
+            inp = floats(gaussian(rnd, n * c, 1));
+            float[] w = gaussian(rnd, vp * c, 0.5);
+            for (int i = v * c; i < vp * c; i++) {
+                w[i] = 5f;
+            }
+            weight = floats(w);
+            targets = new int[n];
+            for (int r = 0; r < n; r++) {
+                targets[r] = rnd.nextInt(v);
+            }
+            targets[n - 1] = v - 1;
+            tgt = ints(targets);
+        }
+
+        Tensor scratch() {
+            return floats(new float[scratchRows * vp]);
+        }
+
+        /** Float64 losses, and (when the arrays are given) gradients added into them. */
+        void reference(double[] losses, double[] dinp, double[] dweight, double gradScale) {
+            double[] x = inp.values(), w = weight.values();
+            double[] z = new double[n * vp];
+            Reference64.matmulForward(z, x, w, null, n, c, vp);
+            double[] dz = dinp == null ? null : new double[n * vp];
+            Reference64.crossEntropy(losses, dz, z, targets, n, v, vp, gradScale);
+            if (dz != null) {
+                Reference64.matmulBackward(dinp, dweight, null, dz, x, w, n, c, vp);
+            }
+        }
+    }
+
+    @Test
+    void lmHeadCrossEntropyMatchesReferenceAndAccumulatesGradientsChunkByChunk() {
+        LmHeadCase h = new LmHeadCase(190);
+        Tensor losses = fp32(new float[h.n]);
+        Tensor dinp = floats(gaussian(new Random(191), h.n * h.c, 1));
+        Tensor dweight = floats(gaussian(new Random(192), h.vp * h.c, 1));
+        double[] rl = new double[h.n], rdinp = dinp.values(), rdw = dweight.values();
+        float[] paddingRowsBefore = Arrays.copyOfRange(dweight.read(), h.v * h.c, h.vp * h.c);
+        float gradScale = 1f / 7;
+        backend.lmHeadCrossEntropy(losses.buf, dinp.buf, dweight.buf, h.inp.buf, h.weight.buf, h.tgt.buf,
+                h.scratch().buf, h.n, h.c, h.v, h.vp, gradScale);
+        h.reference(rl, rdinp, rdw, gradScale);
+        // the logits pass through the float type, so the losses carry its rounding
+        assertClose("lm head losses", losses.read(), rl, tol().rtol());
+        assertClose("lm head dinp", dinp.read(), rdinp, tol().rtol());
+        assertClose("lm head dweight", dweight.read(), rdw, tol().rtol());
+        assertArrayEquals(paddingRowsBefore, Arrays.copyOfRange(dweight.read(), h.v * h.c, h.vp * h.c),
+                "the padding rows of the vocabulary get no gradient");
+    }
+
+    @Test
+    void lmHeadCrossEntropyWithZeroGradScaleNeedsNoGradientBuffers() {
+        LmHeadCase h = new LmHeadCase(200);
+        Tensor losses = fp32(new float[h.n]);
+        backend.lmHeadCrossEntropy(losses.buf, null, null, h.inp.buf, h.weight.buf, h.tgt.buf, h.scratch().buf,
+                h.n, h.c, h.v, h.vp, 0f);
+        double[] rl = new double[h.n];
+        h.reference(rl, null, null, 0);
+        // the logits pass through the float type, so the losses carry its rounding
+        assertClose("lm head losses", losses.read(), rl, tol().rtol());
+    }
+
+    @Test
+    void lmHeadCrossEntropyGradientAgreesWithFiniteDifferences() {
+        LmHeadCase h = new LmHeadCase(210);
+        Random rnd = new Random(211);
+        double gradScale = 0.25;
+        Tensor losses = fp32(new float[h.n]);
+        Tensor scratch = h.scratch();
+        Tensor dinp = floats(new float[h.n * h.c]), dweight = floats(new float[h.vp * h.c]);
+        backend.lmHeadCrossEntropy(losses.buf, dinp.buf, dweight.buf, h.inp.buf, h.weight.buf, h.tgt.buf,
+                scratch.buf, h.n, h.c, h.v, h.vp, (float) gradScale);
+        DoubleSupplier obj = () -> {
+            backend.lmHeadCrossEntropy(losses.buf, null, null, h.inp.buf, h.weight.buf, h.tgt.buf, scratch.buf,
+                    h.n, h.c, h.v, h.vp, 0f);
+            double sum = 0;
+            for (float l : losses.read()) {
+                sum += l;
+            }
+            return gradScale * sum;
+        };
+        assertBackendGradient("lm head dinp", h.inp, dinp.values(), sample(rnd, h.n * h.c, 16), obj);
+        assertBackendGradient("lm head dweight", h.weight, dweight.values(), sample(rnd, h.v * h.c, 16), obj);
+    }
+
+    @Test
+    void lmHeadCrossEntropyRejectsAScratchTooSmallForOneRow() {
+        LmHeadCase h = new LmHeadCase(220);
+        Tensor losses = fp32(new float[h.n]);
+        Tensor tiny = floats(new float[h.vp - 1]);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> backend.lmHeadCrossEntropy(
+                losses.buf, null, null, h.inp.buf, h.weight.buf, h.tgt.buf, tiny.buf, h.n, h.c, h.v, h.vp, 0f));
+        assertTrue(e.getMessage().contains("scratch"), e.getMessage());
     }
 
     @Test

@@ -36,6 +36,7 @@ final class ComparisonTable {
             figure("step ms median", "%,.2f", r -> r.stepMs().median()),
             new Figure("  data ms", "%,.3f", r -> r.phaseMs().get("data")),
             new Figure("  forward ms", "%,.2f", r -> r.phaseMs().get("forward")),
+            new Figure("  lm head ms", "%,.2f", r -> r.phaseMs().get("lm_head")),
             new Figure("  backward ms", "%,.2f", r -> r.phaseMs().get("backward")),
             new Figure("  communication ms", "%,.2f", r -> r.phaseMs().get("communication")),
             new Figure("  optimizer ms", "%,.2f", r -> r.phaseMs().get("optimizer")),

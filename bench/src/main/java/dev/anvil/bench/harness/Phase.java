@@ -4,9 +4,14 @@ package dev.anvil.bench.harness;
 public enum Phase {
     /** Making the batch (synthetic tokens here). */
     DATA,
-    /** {@code GptModel.forward}: embeddings to loss. */
+    /** {@code GptModel.forwardTrunk}: embeddings, blocks and the final LayerNorm. */
     FORWARD,
-    /** {@code GptModel.backward}. */
+    /**
+     * {@code GptModel.lmHead}: the LM head and cross-entropy, forward and backward fused (for the
+     * CPU speed bar two thirds of a step's FLOPs).
+     */
+    LM_HEAD,
+    /** {@code GptModel.backward}: the blocks and embeddings (the LM head's share ran in {@link #LM_HEAD}). */
     BACKWARD,
     /**
      * Waiting, after the backward pass, for the gradient reduction between ranks it started (the

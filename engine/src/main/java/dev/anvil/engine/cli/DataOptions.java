@@ -56,6 +56,11 @@ final class DataOptions {
                 valData == null ? null : TokenSource.resolve(valData, tokenizer));
     }
 
+    /** Whether training reads the embedded corpus (no --data). */
+    boolean embedded() {
+        return data == null;
+    }
+
     /** The data settings as given, for the manifest. */
     String describe() {
         return (data == null ? "embedded Europarl corpus" : data) + (valData == null ? "" : "; validation " + valData);

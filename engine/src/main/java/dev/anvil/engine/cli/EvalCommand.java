@@ -55,7 +55,7 @@ public final class EvalCommand implements Callable<Integer> {
                 sum += model.evaluate(inputs, targets, batchSize, t);
             }
             Map<String, Object> result = new LinkedHashMap<>();
-            result.put("checkpoint", checkpoint.dir.toString());
+            result.put("checkpoint", checkpoint.modelDir().toString());
             result.put("data", source.toString());
             result.put("loss", sum / batches);
             result.put("tokens", (long) batches * batchSize * t);

@@ -3,13 +3,13 @@ package dev.anvil.engine.cli;
 import dev.anvil.engine.data.Tokenizer;
 import dev.anvil.engine.model.GptModel;
 import dev.anvil.engine.sample.Sampler;
+import dev.anvil.engine.sample.TextGenerator;
 import dev.anvil.kernels.Backend;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.io.IOException;
-import java.util.Arrays;
 import java.util.concurrent.Callable;
 
 /** {@code anvil generate}: samples text from a checkpoint. */
@@ -45,39 +45,8 @@ public final class GenerateCommand implements Callable<Integer> {
         }
         Sampler sampler = new Sampler(temperature, topK, seed);
         try (Backend backend = compute.open(); GptModel model = checkpoint.load(backend, compute.dtype())) {
-            Tokenizer tokenizer = Tokenizer.forVocabSize(model.config().vocabSize());
-            int[] promptTokens = tokenizer.encode(prompt);
-            int context = model.config().maxSeqLen();
-            int[] tokens = new int[promptTokens.length + maxTokens + 1];
-            int n = 0;
-            tokens[n++] = tokenizer.endOfText(); // GPT-2 convention: a document starts after end-of-text
-            System.arraycopy(promptTokens, 0, tokens, n, promptTokens.length);
-            n += promptTokens.length;
-            int generatedFrom = n;
-            int printed = 0;
-            System.out.print(prompt);
-            for (int i = 0; i < maxTokens; i++) {
-                int start = Math.max(0, n - context);
-                int[] window = Arrays.copyOfRange(tokens, start, n);
-                float[] logits = model.lastLogits(window, 1, window.length)[0];
-                // A model may have more ids than its tokenizer (tiny: 512 for 257 byte ids): never sample those.
-                int next = sampler.next(logits.length > tokenizer.vocabSize()
-                        ? Arrays.copyOf(logits, tokenizer.vocabSize()) : logits);
-                if (next == tokenizer.endOfText()) {
-                    break;
-                }
-                tokens[n++] = next;
-                // A token may hold part of a UTF-8 character: decode all generated tokens and print
-                // what is new once the text no longer ends in an incomplete character.
-                String text = tokenizer.decode(Arrays.copyOfRange(tokens, generatedFrom, n));
-                if (!text.endsWith("\uFFFD")) {
-                    System.out.print(text.substring(printed));
-                    System.out.flush();
-                    printed = text.length();
-                }
-            }
-            // Whatever was held back waiting for the rest of a character is printed as decoded.
-            System.out.println(tokenizer.decode(Arrays.copyOfRange(tokens, generatedFrom, n)).substring(printed));
+            TextGenerator.generate(model, Tokenizer.forVocabSize(model.config().vocabSize()), sampler, prompt,
+                    maxTokens, System.out);
             return 0;
         }
     }

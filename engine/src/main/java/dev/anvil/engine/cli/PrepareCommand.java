@@ -24,7 +24,8 @@ public final class PrepareCommand implements Callable<Integer> {
     @Option(names = {"--out", "-o"}, required = true, paramLabel = "DIR", description = "Where the shards go")
     Path out;
 
-    @Option(names = "--prefix", defaultValue = "data", description = "Shard name prefix (default: ${DEFAULT-VALUE})")
+    @Option(names = "--prefix", defaultValue = "",
+            description = "Shard name prefix: PREFIX_train_000000.bin (default: none: train_000000.bin, val_000000.bin)")
     String prefix;
 
     @Option(names = "--tokenizer", defaultValue = "gpt2", description = "gpt2 (BPE, for GPT-2 vocabularies) or bytes (for small models like tiny) (default: ${DEFAULT-VALUE})")

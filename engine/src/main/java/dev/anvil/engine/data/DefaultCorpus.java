@@ -20,7 +20,7 @@ import java.util.zip.GZIPInputStream;
  * text); each line's text is one document. {@link Subset#ENGLISH} keeps the English ones (about 1,300
  * documents, 1.3 MB), recognised by their share of common English function words.
  *
- * <p>For the {@code tiny} preset (vocabulary 512) use {@link Tokenizer#bytes()}, which
+ * <p>For the byte-level presets ({@code tiny}, {@code mini}: vocabulary 512) use {@link Tokenizer#bytes()}, which
  * {@link Tokenizer#forVocabSize} picks for it; GPT-2 presets use {@link Tokenizer#gpt2()}.
  */
 public final class DefaultCorpus {
@@ -75,7 +75,7 @@ public final class DefaultCorpus {
         return documents;
     }
 
-    /** The English documents tokenized, 5% for validation: what {@code tiny} trains on by default. */
+    /** The English documents tokenized, 5% for validation: what {@code mini} trains on by default. */
     public static Split load(Tokenizer tokenizer) throws IOException {
         return load(tokenizer, Subset.ENGLISH, DEFAULT_VAL_FRACTION);
     }

@@ -17,8 +17,8 @@ import java.util.Objects;
  * depends on {@link Options#pieceChars()} and the thread count, never on the input size. Each document
  * ({@link DocumentSplit}) is preceded by the end-of-text token, as in llm.c's fineweb preparation, so the
  * token stream starts with one. The first part of the stream goes to validation shards
- * {@code <prefix>_val_NNNNNN.bin}, the rest to {@code <prefix>_train_NNNNNN.bin}, each shard at most
- * {@link Options#shardSize()} tokens.
+ * {@code val_NNNNNN.bin}, the rest to {@code train_NNNNNN.bin} (with a prefix: {@code <prefix>_val_NNNNNN.bin},
+ * as llm.c's {@code fineweb_val_000000.bin}), each shard at most {@link Options#shardSize()} tokens.
  */
 public final class Prepare {
 
@@ -71,8 +71,8 @@ public final class Prepare {
             Objects.requireNonNull(val, "val");
             Objects.requireNonNull(documents, "documents");
             Objects.requireNonNull(tokenizer, "tokenizer");
-            if (prefix == null || prefix.isEmpty() || prefix.contains("/") || prefix.contains("\\")) {
-                throw new IllegalArgumentException("prefix must be a non-empty file name part, got '" + prefix + "'");
+            if (prefix == null || prefix.contains("/") || prefix.contains("\\")) {
+                throw new IllegalArgumentException("prefix must be a file name part (or empty), got '" + prefix + "'");
             }
             if (shardSize < 1) {
                 throw new IllegalArgumentException("shardSize must be positive, got " + shardSize);
@@ -87,12 +87,26 @@ public final class Prepare {
         }
 
         /**
-         * Prefix {@code data}, 100M-token shards (as llm.c's fineweb), 5% validation, paragraph documents,
-         * GPT-2 BPE, one thread per processor, 1M-character pieces, a progress bar.
+         * No prefix ({@code train_000000.bin}), 100M-token shards (as llm.c's fineweb), 5% validation, paragraph
+         * documents, GPT-2 BPE, one thread per processor, 1M-character pieces, a progress bar.
          */
         public static Options defaults(Path outputDir) {
-            return new Options(outputDir, "data", 100_000_000, new ValSplit.Fraction(0.05), DocumentSplit.PARAGRAPHS,
+            return new Options(outputDir, "", 100_000_000, new ValSplit.Fraction(0.05), DocumentSplit.PARAGRAPHS,
                     Tokenizer.gpt2(), Runtime.getRuntime().availableProcessors(), 1 << 20, true);
+        }
+
+        /** The name of shard {@code index} of {@code split} ("train", "val"): {@code [<prefix>_]<split>_NNNNNN.bin}. */
+        String shardName(String split, int index) {
+            return String.format(Locale.ROOT, "%s%s_%06d.bin", stem(), split, index);
+        }
+
+        /** A glob matching every shard these options would write. */
+        String shardGlob() {
+            return stem() + "{train,val,unsplit}_*.bin";
+        }
+
+        private String stem() {
+            return prefix.isEmpty() ? "" : prefix + "_";
         }
 
         /** These options with another {@code prefix}. */
@@ -212,14 +226,13 @@ public final class Prepare {
     }
 
     private static void refuseExistingShards(Options options) throws IOException {
-        String glob = "glob:" + options.prefix() + "_{train,val,unsplit}_*.bin";
+        String glob = "glob:" + options.shardGlob();
         var matcher = options.outputDir().getFileSystem().getPathMatcher(glob);
         try (DirectoryStream<Path> entries = Files.newDirectoryStream(options.outputDir())) {
             for (Path entry : entries) {
                 if (matcher.matches(entry.getFileName())) {
-                    throw new IOException(options.outputDir() + " already holds shards with prefix '"
-                            + options.prefix() + "' (" + entry.getFileName()
-                            + "); remove them or choose another prefix");
+                    throw new IOException(options.outputDir() + " already holds shards named like "
+                            + entry.getFileName() + "; remove them or choose another --prefix");
                 }
             }
         }
@@ -317,8 +330,7 @@ public final class Prepare {
         }
 
         private Path nextName() {
-            return options.outputDir().resolve(String.format(Locale.ROOT, "%s_%s_%06d.bin", options.prefix(), split,
-                    files.size()));
+            return options.outputDir().resolve(options.shardName(split, files.size()));
         }
 
         /** Commits the last shard and returns all of them. */

@@ -36,7 +36,12 @@ final class Activations implements AutoCloseable {
     final Buffer lnf;
     final Buffer lnfMean;
     final Buffer lnfRstd;
+    /**
+     * The LM head's logits for {@link #headRows} rows at a time (see
+     * {@link dev.anvil.kernels.TransformerOps#lmHeadCrossEntropy}): never all {@code b·t} at once.
+     */
     final Buffer logits;
+    final int headRows;
     final Buffer losses;
 
     /** Gradient scratch of the backward pass, or {@code null} for inference. */
@@ -73,11 +78,29 @@ final class Activations implements AutoCloseable {
         lnf = alloc(dtype, n * c);
         lnfMean = alloc(stat, n);
         lnfRstd = alloc(stat, n);
-        logits = alloc(dtype, n * config.paddedVocabSize());
+        headRows = headRows(n, b, config.paddedVocabSize());
+        logits = alloc(dtype, (long) headRows * config.paddedVocabSize());
         losses = alloc(stat, n);
         scratch = training ? new Scratch(alloc(dtype, n * c), alloc(dtype, n * c),
                 alloc(dtype, n * c), alloc(dtype, 3 * n * c), alloc(dtype, 4 * n * c),
                 alloc(dtype, 4 * n * c)) : null;
+    }
+
+    /**
+     * The most logits the LM head holds at once: about this many bytes (in fp32). Each chunk past
+     * the first streams the head's weight and its gradient through memory once more: on the CPU
+     * speed bar (206 MB of logits in full) two chunks cost ~55 ms a step over one, four ~110 ms.
+     */
+    static final long LOGITS_BUDGET_BYTES = 128L << 20;
+
+    /**
+     * Rows of logits the LM head computes at a time: all {@code n} if they fit the budget, else
+     * the fewest equal chunks that do; at least {@code b}, so the last position of every sequence
+     * fits at once for sampling.
+     */
+    static int headRows(long n, int b, int vp) {
+        long chunks = Math.max(1, Math.ceilDiv(n * vp * Float.BYTES, LOGITS_BUDGET_BYTES));
+        return (int) Math.max(b, Math.ceilDiv(n, chunks));
     }
 
     private Buffer alloc(DType dtype, long length) {

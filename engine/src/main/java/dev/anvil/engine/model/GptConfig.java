@@ -51,15 +51,21 @@ public record GptConfig(int maxSeqLen, int vocabSize, int paddedVocabSize, int n
     }
 
     /** Names accepted by {@link #preset}. */
-    public static final List<String> PRESETS = List.of("tiny", "gpt2-124m", "gpt2-350m", "gpt-1.3b");
+    public static final List<String> PRESETS =
+            List.of("tiny", "mini", "speed-bar", "gpt2-124m", "gpt2-350m", "gpt-1.3b");
 
     /**
-     * A named preset: {@code tiny} (L=2, C=64, nh=4, T=64, V=512), {@code gpt2-124m},
-     * {@code gpt2-350m} or {@code gpt-1.3b} (L=24, C=2048, nh=16, T=2048).
+     * A named preset: {@code tiny} (L=2, C=64, nh=4, T=64, V=512: for tests), {@code mini} (L=4, C=128,
+     * nh=4, T=64, V=512: a byte-level model that learns words from the embedded corpus in about a minute
+     * on a laptop's CPU), {@code speed-bar} (L=6, C=384, nh=6, T=256, V=50304: the CPU speed bar of
+     * {@code TrainStepBenchmark}), {@code gpt2-124m}, {@code gpt2-350m} or {@code gpt-1.3b} (L=24, C=2048,
+     * nh=16, T=2048).
      */
     public static GptConfig preset(String name) {
         return switch (name.toLowerCase(Locale.ROOT)) {
             case "tiny" -> of(2, 64, 4, 64, 512);
+            case "mini" -> of(4, 128, 4, 64, 512);
+            case "speed-bar" -> of(6, 384, 6, 256, 50304);
             case "gpt2-124m", "gpt2", "124m" -> of(12, 768, 12, 1024, GPT2_VOCAB);
             case "gpt2-350m", "gpt2-medium", "350m" -> of(24, 1024, 16, 1024, GPT2_VOCAB);
             case "gpt-1.3b", "gpt2-1.3b", "1.3b" -> of(24, 2048, 16, 2048, GPT2_VOCAB);

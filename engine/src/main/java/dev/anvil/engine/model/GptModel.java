@@ -44,6 +44,8 @@ public final class GptModel implements AutoCloseable {
     private int lastB;
     private int lastT;
     private boolean backwardReady;
+    /** A training trunk ran and its {@link #lmHead} has not. */
+    private boolean headPending;
 
     /** An FP32 model: {@link #GptModel(Backend, GptConfig, DType)} with {@link DType#FP32}. */
     public GptModel(Backend backend, GptConfig config) {
@@ -219,7 +221,10 @@ public final class GptModel implements AutoCloseable {
 
     /**
      * Forward pass of a training step: returns the mean cross-entropy over the {@code b·t}
-     * positions and prepares {@link #backward()} to add the gradient of that mean.
+     * positions and prepares {@link #backward()} to add the gradient of that mean. The LM head's
+     * part of the gradient (into the token embedding) is added here already, with the loss, so
+     * that the logits never exist for all positions at once: follow every training forward with
+     * {@link #backward()} before the gradients are read.
      */
     public float forward(int[] inputs, int[] targets, int b, int t) {
         return forward(inputs, targets, b, t, 1f);
@@ -231,15 +236,47 @@ public final class GptModel implements AutoCloseable {
      * is that of the mean loss over all of them.
      */
     public float forward(int[] inputs, int[] targets, int b, int t, float lossScale) {
-        float loss = run(inputs, Objects.requireNonNull(targets, "targets"), b, t, t, true, lossScale / ((float) b * t));
+        forwardTrunk(inputs, b, t);
+        return lmHead(targets, lossScale);
+    }
+
+    /**
+     * The first part of {@link #forward(int[], int[], int, int, float)}: embeddings, every block
+     * and the final LayerNorm of a training step, without the LM head. Follow it with
+     * {@link #lmHead}; the two parts let a profiler time the LM head on its own.
+     */
+    public void forwardTrunk(int[] inputs, int b, int t) {
+        prepare(inputs, null, b, t, t, true);
+        backwardReady = false;
+        headPending = true;
+    }
+
+    /**
+     * The second part of {@link #forward(int[], int[], int, int, float)}: the LM head and the
+     * cross-entropy of {@code targets} against the last {@link #forwardTrunk}, fused with their
+     * backward (the token embedding's gradient is added, dlnf kept for {@link #backward()}).
+     * Returns the mean loss.
+     */
+    public float lmHead(int[] targets, float lossScale) {
+        if (!headPending) {
+            throw new IllegalStateException("lmHead() needs forwardTrunk() first, once per trunk");
+        }
+        headPending = false;
+        long n = (long) lastB * lastT;
+        if (Objects.requireNonNull(targets, "targets").length < n) {
+            throw new IllegalArgumentException("a batch of " + lastB + "x" + lastT + " needs " + n + " targets, got "
+                    + targets.length);
+        }
+        float loss = head(targets, true, lossScale / ((float) lastB * lastT));
         backwardReady = true;
         return loss;
     }
 
     /** Mean cross-entropy of {@code targets} given {@code inputs}, without gradients. */
     public float evaluate(int[] inputs, int[] targets, int b, int t) {
-        backwardReady = false;
-        return run(inputs, Objects.requireNonNull(targets, "targets"), b, t, t, false, 0f);
+        Objects.requireNonNull(targets, "targets");
+        prepare(inputs, targets, b, t, t, false);
+        return head(targets, false, 0f);
     }
 
     /**
@@ -247,18 +284,24 @@ public final class GptModel implements AutoCloseable {
      * {@code t} may be shorter than the longest sequence.
      */
     public float[][] lastLogits(int[] inputs, int b, int t) {
-        backwardReady = false;
         // Sized for the longest sequence, so generating token after token reuses one allocation.
-        run(inputs, null, b, t, config.maxSeqLen(), false, 0f);
+        prepare(inputs, null, b, t, config.maxSeqLen(), false);
         int vp = config.paddedVocabSize();
+        int c = config.channels();
         float[][] out = new float[b][config.vocabSize()];
         for (int row = 0; row < b; row++) {
-            download(acts.logits.slice(((long) row * t + t - 1) * vp, config.vocabSize()), out[row]);
+            // The last position of each sequence only: that is all sampling reads.
+            Buffer logits = acts.logits.slice((long) row * vp, vp);
+            backend.matmulForward(logits, acts.lnf.slice(((long) row * t + t - 1) * c, c), w.wte(), null, 1, c, vp);
+            download(logits.slice(0, config.vocabSize()), out[row]);
         }
         return out;
     }
 
-    private float run(int[] inputs, int[] targets, int b, int t, int capacityT, boolean training, float gradScale) {
+    /** Checks the batch, fits the activations to it and runs the trunk. */
+    private void prepare(int[] inputs, int[] targets, int b, int t, int capacityT, boolean training) {
+        backwardReady = false;
+        headPending = false;
         checkBatch(inputs, targets, b, t);
         if (acts == null || !acts.fits(b, t, training)) {
             if (acts != null) {
@@ -270,14 +313,19 @@ public final class GptModel implements AutoCloseable {
         lastT = t;
         int n = b * t;
         backend.upload(acts.tokens.slice(0, n), MemorySegment.ofArray(inputs).asSlice(0, 4L * n));
-        forwardTrunk(b, t);
-        backend.matmulForward(acts.logits, acts.lnf, w.wte(), null, n, config.channels(), config.paddedVocabSize());
-        if (targets == null) {
-            return Float.NaN;
-        }
+        trunk(b, t);
+    }
+
+    /** The LM head and the mean loss; with {@code training}, its gradient too (see {@link #lmHead}). */
+    private float head(int[] targets, boolean training, float gradScale) {
+        int n = lastB * lastT;
         backend.upload(acts.targets.slice(0, n), MemorySegment.ofArray(targets).asSlice(0, 4L * n));
-        backend.softmaxCrossEntropy(acts.losses, acts.logits, acts.targets, n, config.vocabSize(),
-                config.paddedVocabSize(), gradScale);
+        Buffer dlnf = training ? acts.scratch.dln() : null;
+        if (training) {
+            backend.zero(dlnf);
+        }
+        backend.lmHeadCrossEntropy(acts.losses, dlnf, training ? g.wte() : null, acts.lnf, w.wte(), acts.targets,
+                acts.logits, n, config.channels(), config.vocabSize(), config.paddedVocabSize(), gradScale);
         return meanLoss(n);
     }
 
@@ -297,7 +345,7 @@ public final class GptModel implements AutoCloseable {
     }
 
     /** Embedding, every block and the final LayerNorm, leaving the result in {@code acts.lnf}. */
-    private void forwardTrunk(int b, int t) {
+    private void trunk(int b, int t) {
         int n = b * t;
         int c = config.channels();
         int nc = n * c;
@@ -364,9 +412,7 @@ public final class GptModel implements AutoCloseable {
         int n = b * t;
         int c = config.channels();
         Activations.Scratch s = acts.scratch;
-        // LM head: the fused cross-entropy left dL/dlogits in the logits buffer.
-        backend.zero(s.dln());
-        backend.matmulBackward(s.dln(), g.wte(), null, acts.logits, acts.lnf, w.wte(), n, c, config.paddedVocabSize());
+        // The LM head's share ran with the loss in forward(): dlnf waits in dln, wte's gradient is added.
         backend.zero(s.dresidual());
         backend.layerNormBackward(s.dresidual(), g.lnfw(), g.lnfb(), s.dln(), acts.residualInto(config.numLayers()),
                 w.lnfw(), acts.lnfMean, acts.lnfRstd, n, c);

@@ -44,8 +44,9 @@ class CheckpointCrashTest {
     }
 
     private static List<String> tiny(Path saveDir, String... more) {
-        List<String> args = new ArrayList<>(List.of("train", "--data", shard.toString(), "--batch-size", "2",
-                "--seq-len", "16", "--eval-every", "0", "--threads", "1", "--save-dir", saveDir.toString()));
+        List<String> args = new ArrayList<>(List.of("train", "--preset", "tiny", "--data", shard.toString(),
+                "--batch-size", "2", "--seq-len", "16", "--eval-every", "0", "--threads", "1", "--save-dir",
+                saveDir.toString()));
         args.addAll(List.of(more));
         return args;
     }

@@ -17,6 +17,8 @@ import org.junit.jupiter.api.io.TempDir;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -34,10 +36,14 @@ class GenerateEvalInfoTest {
     @BeforeAll
     static void trainOnTheDefaultCorpus() {
         run = dir.resolve("run");
-        Cli.Run trained = Cli.ok("train", "--steps", "3", "--batch-size", "2", "--seq-len", "32", "--eval-every", "0",
+        Cli.Run trained = Cli.ok("train", "--preset", "tiny", "--steps", "3", "--batch-size", "2", "--seq-len", "32", "--eval-every", "0",
                 "--save-dir", run.toString());
         checkpoint = run.resolve("step_00000003");
         assertTrue(Files.isDirectory(checkpoint), trained.transcript());
+        // Trained on the embedded corpus, the run ends with a sample of its text.
+        String sample = trained.out().substring(trained.out().indexOf("done: 3 steps"));
+        assertTrue(sample.matches("(?s)done: 3 steps[^\\n]*\\nsample \\(more: bin/anvil generate -c \\S+step_00000003\\):\\n.+"),
+                trained.transcript());
     }
 
     @Test
@@ -101,6 +107,20 @@ class GenerateEvalInfoTest {
     }
 
     @Test
+    void evalAndGenerateOfASaveDirUseItsNewestCheckpoint() {
+        for (String[] command : new String[][] {{"eval", "--batches", "2", "--batch-size", "2", "--seq-len", "32"},
+                {"generate", "--max-tokens", "20"}}) {
+            assertEquals(Cli.ok(on(checkpoint, command)).out(), Cli.ok(on(run, command)).out(), command[0]);
+        }
+    }
+
+    private static String[] on(Path dir, String... command) {
+        List<String> args = new ArrayList<>(List.of(command));
+        args.addAll(List.of("-c", dir.toString()));
+        return args.toArray(String[]::new);
+    }
+
+    @Test
     void infoDescribesACheckpointASaveDirAndAShard() throws IOException {
         JsonNode ckpt = Cli.JSON.readTree(Cli.ok("info", checkpoint.toString()).out());
         assertEquals("training checkpoint", ckpt.get("kind").asText());
@@ -115,7 +135,7 @@ class GenerateEvalInfoTest {
         Path text = dir.resolve("text.txt");
         Files.writeString(text, Cli.words(1, 5_000));
         Cli.ok("prepare", text.toString(), "--out", dir.resolve("shards").toString(), "--tokenizer", "bytes");
-        Path shard = dir.resolve("shards").resolve("data_train_000000.bin");
+        Path shard = dir.resolve("shards").resolve("train_000000.bin");
         JsonNode info = Cli.JSON.readTree(Cli.ok("info", shard.toString()).out());
         assertEquals("token shard", info.get("kind").asText());
         assertEquals((Files.size(shard) - 1024) / 2, info.get("tokens").asLong());

@@ -73,10 +73,14 @@ class TrainBadInputTest {
         assertEquals(before, Cli.checksums(saved), "a failing run changed " + saved);
     }
 
+    /** A short run of the tiny preset, unless {@code more} names a preset or --init-from. */
     private static String[] tiny(Path saveDir, String... more) {
         List<String> args = new ArrayList<>(List.of("train", "--data", shard.toString(), "--batch-size", "2",
                 "--seq-len", "16", "--eval-every", "0", "--save-dir", saveDir.toString()));
         args.addAll(List.of(more));
+        if (!args.contains("--preset") && !args.contains("--init-from")) {
+            args.addAll(List.of("--preset", "tiny"));
+        }
         return args.toArray(String[]::new);
     }
 

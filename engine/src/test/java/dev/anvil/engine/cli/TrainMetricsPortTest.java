@@ -28,7 +28,7 @@ class TrainMetricsPortTest {
             port = probe.getLocalPort();
         }
         Path log = dir.resolve("train.log");
-        Process trainer = Cli.start(log, "train", "--steps", "100000", "--batch-size", "2", "--seq-len", "16",
+        Process trainer = Cli.start(log, "train", "--preset", "tiny", "--steps", "100000", "--batch-size", "2", "--seq-len", "16",
                 "--save-dir", dir.resolve("run").toString(), "--save-every", "0", "--eval-every", "0",
                 "--metrics-port", Integer.toString(port));
         try {

@@ -82,6 +82,9 @@ class PrepareTest {
 
         assertEquals(docs.size(), summary.documents());
         assertEquals(valTokens, summary.valTokens());
+        // Without a prefix the names are what the README's globs (data/train_*.bin) expect.
+        assertEquals(dir.resolve("out/val_000000.bin"), summary.valFiles().getFirst());
+        assertEquals(dir.resolve("out/train_000000.bin"), summary.trainFiles().getFirst());
         assertShardSizes(summary.valFiles(), 40_000);
         assertShardSizes(summary.trainFiles(), 40_000);
         assertArrayEquals(Arrays.copyOf(expected, valTokens), concat(summary.valFiles()));

@@ -32,7 +32,7 @@ final class Jvm {
 
     /** {@code train} on the embedded corpus: the tiny model, small batches, one CPU thread per rank. */
     static List<String> train(int steps, Path saveDir, Path metrics, String... more) {
-        List<String> args = new ArrayList<>(List.of("train", "--steps", Integer.toString(steps), "--batch-size", "2",
+        List<String> args = new ArrayList<>(List.of("train", "--preset", "tiny", "--steps", Integer.toString(steps), "--batch-size", "2",
                 "--seq-len", "32", "--threads", "1", "--eval-every", "0", "--save-dir", saveDir.toString(),
                 "--metrics-out", metrics.toString()));
         args.addAll(List.of(more));

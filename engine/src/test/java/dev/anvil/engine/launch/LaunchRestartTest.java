@@ -51,8 +51,8 @@ class LaunchRestartTest {
         assertTrue(output.matches("(?s).*\\[rank 0] resuming from \\S+step_000000(05|10|15) after step (5|10|15).*"),
                 output);
 
-        // A resumed run appends to the metrics: the killed run's steps, then the resumed run's from
-        // its checkpoint on, recomputed with the very same bits.
+        // The resumed run's lines replace the killed run's from its checkpoint on, recomputed with the
+        // very same bits.
         List<JsonNode> lines = Jvm.metrics(metrics);
         assertEquals(STEPS, lines.getLast().get("step").asInt(), output);
         for (JsonNode line : lines) {

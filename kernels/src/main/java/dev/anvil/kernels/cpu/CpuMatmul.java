@@ -13,13 +13,13 @@ final class CpuMatmul {
     private final Gemm gemm;
 
     CpuMatmul(WorkerPool pool) {
-        this(pool, Simd.available());
+        this(pool, new Gemm(pool, MicroKernel.of(Simd.available())));
     }
 
-    /** {@code simd = false} selects the scalar micro-kernel (tests use it to check both). */
-    CpuMatmul(WorkerPool pool, boolean simd) {
+    /** Products through {@code gemm}, which runs on {@code pool} (tests pick its kernel and blocking). */
+    CpuMatmul(WorkerPool pool, Gemm gemm) {
         this.pool = pool;
-        this.gemm = new Gemm(pool, MicroKernel.of(simd));
+        this.gemm = gemm;
     }
 
     void forward(CpuBuffer out, CpuBuffer inp, CpuBuffer weight, CpuBuffer bias, int n, int c, int oc) {

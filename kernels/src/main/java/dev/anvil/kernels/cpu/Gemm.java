@@ -4,68 +4,79 @@ package dev.anvil.kernels.cpu;
  * Single-precision matrix product {@code C (+)= A · B} for strided operands, so that
  * {@code A·Bᵀ}, {@code A·B} and {@code Aᵀ·B} are all the same call with different strides.
  *
- * <p>It follows the BLIS scheme. For each block of {@code NC} columns and a chunk of the shared
- * dimension, B is packed once into panels shared by all threads (a parallel loop), then a second
- * parallel loop runs over tasks of at most {@code MC} rows of C (and, when rows are too few to feed
- * every thread, a share of the column panels). For each {@code KC} steps of the chunk a task packs
- * its rows of A into its thread's scratch and sweeps the {@link MicroKernel} over its tiles,
- * column panel by column panel, so that a B micro-panel stays in L1 while the A block streams from
- * L2. A chunk is one {@code KC} block for wide B, several when B is narrow (the {@code dinp}
- * product's long, thin weight), so the pair of parallel loops, each ending in a wait for the
- * slowest thread, runs as few times as the shared panel's {@code KC × NC} floats allow.
+ * <p>It follows the BLIS scheme, cut into blocks of {@code kc} steps of the shared dimension by
+ * {@code nc} columns ({@link GemmBlocking}, sized from the machine's caches). Each block's B is
+ * packed into panels shared by all threads; its compute is a set of tasks of at most {@code mc}
+ * rows of C (and, when rows are too few to feed every thread, a share of the column panels), each
+ * sweeping the {@link MicroKernel} over its tiles column panel by column panel, so that a B
+ * micro-panel stays in L1 while the task's A block streams from L2. A task packs its rows of A
+ * itself, or, where B is cut into several column blocks and A is small enough, all of A is
+ * packed once per step block and shared, rather than again for every column block.
  *
- * <p>Every element of C is computed by one task, summing its {@code KC}-step blocks in order, and
- * {@code KC} is fixed: the result is bit-identical run to run and for any number of threads.
+ * <p>Packing overlaps compute: one parallel loop runs each block, its compute tasks first and then
+ * the packing of the next block's operands into the other half of a double buffer, so a thread
+ * done with its tasks packs while the others finish theirs, and each block costs one wait for the
+ * slowest thread, not two.
  *
- * <p>One multiply runs at a time (like the {@link WorkerPool} it runs on): the shared B panel and
+ * <p>Every element of C is one chain of fused multiply-adds in step order (see
+ * {@link MicroKernel}), computed by one task: the result is bit-identical run to run, for any
+ * number of threads and any blocking.
+ *
+ * <p>One multiply runs at a time (like the {@link WorkerPool} it runs on): the packed panels and
  * the operands of the multiply in progress are fields, so a call allocates nothing once the
- * scratch has grown to its shapes.
+ * buffers have grown to its shapes.
  */
 final class Gemm {
 
-    /**
-     * Steps of the shared dimension per block: a B micro-panel of KC × nr floats fits L1, and as
-     * the model's channel counts (384, 768) are multiples, C is read and written few times.
-     */
-    static final int KC = 384;
-    /** Rows of A a task packs at most: MC × KC floats sit in L2 beside the B micro-panels. */
-    private static final int MC = 96;
-    /** Columns of B packed at once: KC × NC floats (3 MiB) stay in L3, shared by the threads. */
-    private static final int NC = 2048;
-
     private final WorkerPool pool;
     private final MicroKernel kernel;
+    /** Whether packing may use the Vector API: the kernel does, so it is available. */
+    private final boolean simd;
     private final int mr;
     private final int nr;
+    private final GemmBlocking blocking;
     private final ThreadLocal<Scratch> scratch;
-    private final WorkerPool.Range packBPanels = this::packBPanels;
-    private final WorkerPool.Range runTasks = this::runTasks;
-    private float[] packedB = new float[0];
+    private final WorkerPool.Range runPhase = this::runPhase;
+    /** Shared packed A and B, double-buffered: one half is computed with while the other is packed. */
+    private final float[][] packedA = {new float[0], new float[0]};
+    private final float[][] packedB = {new float[0], new float[0]};
 
     // The multiply in progress, read by the parallel loops' bodies.
     private float[] a, b, c;
     private int aOff, aRowStride, aColStride, bOff, bRowStride, bColStride, cOff, ldc;
-    private int m, mc, parts, panelsPerPart;
-    private int jc, nc, panels, pc, depth;
+    private int m, n, k;
     private boolean accumulate;
+    /** Blocks of steps and of columns; block {@code i} is step block {@code i / nBlocks}, column block {@code i % nBlocks}. */
+    private int nBlocks;
+    private boolean sharedA;
+    private int microPanels, rowBlocks, parts;
+    // The phase in progress: compute tasks of block `block` (none if -1), then packing for `block + 1`.
+    private int block, tasks, packAItems, packBItems;
 
     /** A thread's packed A block and a tile to compute ragged edges into. */
     private static final class Scratch {
         final float[] a;
         final float[] tile;
 
-        Scratch(int mr, int nr) {
-            a = new float[ceil(MC, mr) * mr * KC];
+        Scratch(int mr, int nr, GemmBlocking blocking) {
+            a = new float[ceil(blocking.mc(), mr) * mr * blocking.kc()];
             tile = new float[mr * nr];
         }
     }
 
+    /** A product on {@code pool} with {@code kernel}, blocked for this machine's caches. */
     Gemm(WorkerPool pool, MicroKernel kernel) {
+        this(pool, kernel, GemmBlocking.of(CacheSizes.detected(), kernel.mr(), kernel.nr()));
+    }
+
+    Gemm(WorkerPool pool, MicroKernel kernel, GemmBlocking blocking) {
         this.pool = pool;
         this.kernel = kernel;
+        this.simd = !(kernel instanceof ScalarMicroKernel);
         this.mr = kernel.mr();
         this.nr = kernel.nr();
-        this.scratch = ThreadLocal.withInitial(() -> new Scratch(mr, nr));
+        this.blocking = blocking;
+        this.scratch = ThreadLocal.withInitial(() -> new Scratch(mr, nr, blocking));
     }
 
     /**
@@ -101,79 +112,147 @@ final class Gemm {
         this.cOff = cOff;
         this.ldc = ldc;
         this.m = m;
+        this.n = n;
+        this.k = k;
         this.accumulate = accumulate;
         int threads = pool.threads();
+        int kc = blocking.kc(), nc = blocking.nc();
+        nBlocks = ceil(n, nc);
+        int blocks = ceil(k, kc) * nBlocks;
+        microPanels = ceil(m, mr);
         // Row blocks: a multiple of the thread count where rows allow, so the threads finish together.
-        int blocks = Math.min(ceil(ceil(m, MC), threads) * threads, ceil(m, mr));
-        this.mc = ceil(ceil(m, blocks), mr) * mr;
-        int rowBlocks = ceil(m, mc);
+        rowBlocks = Math.min(ceil(ceil(m, blocking.mc()), threads) * threads, microPanels);
+        // Too few row blocks for four tasks per thread: share the column panels out too.
+        parts = Math.min(ceil(Math.min(n, nc), nr), ceil(4 * threads, rowBlocks));
+        long aFloats = (long) microPanels * mr * Math.min(k, kc);
+        sharedA = nBlocks > 1 && aFloats <= blocking.sharedAFloats();
+        grow(packedB, ceil(Math.min(n, nc), nr) * nr * Math.min(k, kc));
+        if (sharedA) {
+            grow(packedA, (int) aFloats);
+        }
         try {
-            for (jc = 0; jc < n; jc += NC) {
-                nc = Math.min(NC, n - jc);
-                panels = ceil(nc, nr);
-                // Too few row blocks for four tasks per thread: share the column panels out too.
-                parts = Math.min(panels, ceil(4 * threads, rowBlocks));
-                panelsPerPart = ceil(panels, parts);
-                parts = ceil(panels, panelsPerPart);
-                int chunk = KC * Math.max(1, NC / (panels * nr));
-                for (pc = 0; pc < k; pc += chunk) {
-                    depth = Math.min(chunk, k - pc);
-                    if (packedB.length < panels * nr * depth) {
-                        packedB = new float[ceil(NC, nr) * nr * KC];
-                    }
-                    pool.forEach(panels, packBPanels);
-                    pool.forEach(rowBlocks * parts, 1, runTasks);
-                }
+            for (block = -1; block < blocks; block++) {
+                tasks = block < 0 ? 0 : rowBlocks * parts;
+                int next = block + 1;
+                boolean newSteps = next < blocks && (block < 0 || next % nBlocks == 0);
+                packAItems = sharedA && newSteps ? rowBlocks : 0;
+                packBItems = next < blocks ? ceil(columns(next), nr) : 0;
+                pool.forEach(tasks + packAItems + packBItems, 1, runPhase);
             }
         } finally {
             this.a = this.b = this.c = null;
         }
     }
 
-    private void packBPanels(int start, int end) {
-        int j = start * nr;
-        // B is packed as Bᵀ: its rows are B's columns.
-        GemmPacking.pack(b, bOff, bColStride, bRowStride, jc + j, Math.min(end * nr, nc) - j, pc, depth, nr,
-                packedB, j * depth);
+    private static void grow(float[][] halves, int floats) {
+        for (int h = 0; h < 2; h++) {
+            if (halves[h].length < floats) {
+                halves[h] = new float[floats];
+            }
+        }
     }
 
-    private void runTasks(int start, int end) {
+    private int steps(int blk) {
+        return Math.min(blocking.kc(), k - stepStart(blk));
+    }
+
+    private int stepStart(int blk) {
+        return blk / nBlocks * blocking.kc();
+    }
+
+    private int columnStart(int blk) {
+        return blk % nBlocks * blocking.nc();
+    }
+
+    private int columns(int blk) {
+        return Math.min(blocking.nc(), n - columnStart(blk));
+    }
+
+    /** First micro-panel of row block {@code r}: the micro-panels are shared out as evenly as can be. */
+    private int firstPanel(int r) {
+        return (int) ((long) r * microPanels / rowBlocks);
+    }
+
+    private void runPhase(int start, int end) {
+        for (int item = start; item < end; item++) {
+            if (item < tasks) {
+                compute(item);
+            } else if (item < tasks + packAItems) {
+                packA(block + 1, item - tasks);
+            } else {
+                packB(block + 1, item - tasks - packAItems);
+            }
+        }
+    }
+
+    /** Packs row block {@code r} of A's steps for {@code blk} into the shared A. */
+    private void packA(int blk, int r) {
+        int p0 = firstPanel(r), p1 = firstPanel(r + 1), kc = steps(blk);
+        GemmPacking.pack(simd, a, aOff, aRowStride, aColStride, p0 * mr, Math.min(p1 * mr, m) - p0 * mr,
+                stepStart(blk), kc, mr, packedA[blk / nBlocks % 2], p0 * mr * kc);
+    }
+
+    /** Packs panel {@code q} of B's block {@code blk} (B is packed as Bᵀ: its rows are B's columns). */
+    private void packB(int blk, int q) {
+        int j = q * nr, kc = steps(blk);
+        GemmPacking.pack(simd, b, bOff, bColStride, bRowStride, columnStart(blk) + j, Math.min(nr, columns(blk) - j),
+                stepStart(blk), kc, nr, packedB[blk % 2], j * kc);
+    }
+
+    private void compute(int task) {
+        int blk = block, kc = steps(blk), pc = stepStart(blk), jc = columnStart(blk), nc = columns(blk);
+        int r = task / parts, p0 = firstPanel(r), i0 = p0 * mr;
+        int rows = Math.min(firstPanel(r + 1) * mr, m) - i0;
+        int panels = ceil(nc, nr), perPart = ceil(panels, parts);
+        int q0 = task % parts * perPart, q1 = Math.min(panels, q0 + perPart);
+        if (rows <= 0 || q0 >= q1) {
+            return;
+        }
         Scratch s = scratch.get();
-        for (int t = start; t < end; t++) {
-            int i0 = (t / parts) * mc;
-            int rows = Math.min(mc, m - i0);
-            int q0 = (t % parts) * panelsPerPart;
-            int q1 = Math.min(panels, q0 + panelsPerPart);
-            for (int p = 0; p < depth; p += KC) {
-                int kc = Math.min(KC, depth - p);
-                boolean add = accumulate || pc + p > 0;
-                GemmPacking.pack(a, aOff, aRowStride, aColStride, i0, rows, pc + p, kc, mr, s.a, 0);
-                for (int q = q0; q < q1; q++) {
-                    int j = q * nr;
-                    int cols = Math.min(nr, nc - j);
-                    // Panel q holds `depth` steps of nr values; this block starts p steps in.
-                    int bp = j * depth + p * nr;
-                    for (int i = 0; i < rows; i += mr) {
-                        int h = Math.min(mr, rows - i);
-                        int ci = cOff + (i0 + i) * ldc + jc + j;
-                        if (h == mr && cols == nr) {
-                            kernel.multiply(kc, s.a, i * kc, packedB, bp, c, ci, ldc, add);
-                        } else {
-                            kernel.multiply(kc, s.a, i * kc, packedB, bp, s.tile, 0, nr, false);
-                            addEdge(s.tile, h, cols, ci, add);
-                        }
-                    }
+        float[] pa;
+        int aBase;
+        if (sharedA) {
+            pa = packedA[blk / nBlocks % 2];
+            aBase = i0 * kc;
+        } else {
+            pa = s.a;
+            aBase = 0;
+            GemmPacking.pack(simd, a, aOff, aRowStride, aColStride, i0, rows, pc, kc, mr, pa, 0);
+        }
+        float[] pb = packedB[blk % 2];
+        // The first block of an overwriting product starts its chains from zero, every other from C.
+        boolean load = accumulate || pc > 0;
+        for (int q = q0; q < q1; q++) {
+            int j = q * nr;
+            int cols = Math.min(nr, nc - j);
+            int bp = j * kc;
+            for (int i = 0; i < rows; i += mr) {
+                int h = Math.min(mr, rows - i);
+                int ci = cOff + (i0 + i) * ldc + jc + j;
+                if (h == mr && cols == nr) {
+                    kernel.multiply(kc, pa, aBase + i * kc, pb, bp, c, ci, ldc, load);
+                } else {
+                    edge(s.tile, h, cols, ci, load, true);
+                    kernel.multiply(kc, pa, aBase + i * kc, pb, bp, s.tile, 0, nr, load);
+                    edge(s.tile, h, cols, ci, load, false);
                 }
             }
         }
     }
 
-    /** Moves the valid {@code h × cols} corner of a ragged tile into C. */
-    private void addEdge(float[] tile, int h, int cols, int ci, boolean add) {
+    /**
+     * Moves the valid {@code h × cols} corner of a ragged tile between C and the scratch tile: into
+     * the tile before the kernel runs (when it starts from C), back into C after.
+     */
+    private void edge(float[] tile, int h, int cols, int ci, boolean load, boolean in) {
+        if (in && !load) {
+            return;
+        }
         for (int r = 0; r < h; r++) {
-            int cr = ci + r * ldc;
-            for (int j = 0; j < cols; j++) {
-                c[cr + j] = add ? c[cr + j] + tile[r * nr + j] : tile[r * nr + j];
+            if (in) {
+                System.arraycopy(c, ci + r * ldc, tile, r * nr, cols);
+            } else {
+                System.arraycopy(tile, r * nr, c, ci + r * ldc, cols);
             }
         }
     }

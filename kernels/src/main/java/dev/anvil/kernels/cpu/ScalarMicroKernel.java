@@ -1,8 +1,9 @@
 package dev.anvil.kernels.cpu;
 
 /**
- * The micro-kernel for JVMs without the Vector API: plain loops that accumulate straight into the
- * C tile, which stays in L1 across the {@code kc} steps.
+ * The micro-kernel for JVMs without the Vector API: plain loops over a C tile that stays in L1
+ * across the {@code kc} steps. Each element is the same chain of fused multiply-adds, in the same
+ * order, as in the vector kernels, so all of them give the same bits.
  */
 final class ScalarMicroKernel implements MicroKernel {
 
@@ -21,8 +22,8 @@ final class ScalarMicroKernel implements MicroKernel {
 
     @Override
     public void multiply(int kc, float[] a, int aOff, float[] b, int bOff, float[] c, int cOff, int ldc,
-                         boolean add) {
-        if (!add) {
+                         boolean load) {
+        if (!load) {
             for (int r = 0; r < MR; r++) {
                 java.util.Arrays.fill(c, cOff + r * ldc, cOff + r * ldc + NR, 0f);
             }
@@ -33,7 +34,7 @@ final class ScalarMicroKernel implements MicroKernel {
                 float x = a[aOff + k * MR + r];
                 int cr = cOff + r * ldc;
                 for (int j = 0; j < NR; j++) {
-                    c[cr + j] += x * b[bk + j];
+                    c[cr + j] = Math.fma(x, b[bk + j], c[cr + j]);
                 }
             }
         }

@@ -1,10 +1,10 @@
 package dev.anvil.kernels.cpu;
 
 import dev.anvil.kernels.DType;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
-import org.junit.jupiter.params.provider.ValueSource;
 
 import java.util.Arrays;
 import java.util.Random;
@@ -15,29 +15,36 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
- * The packed GEMM behind {@link CpuMatmul}, on both micro-kernels, against a float64 triple loop.
+ * The packed GEMM behind {@link CpuMatmul}, on every micro-kernel, against a float64 triple loop.
  * Shapes are awkward on purpose: sizes of 1, non-multiples of the vector width and tile sizes,
- * more rows than one task packs, more steps than one {@code KC} block, more columns than one
- * shared B block, more steps than one shared B chunk; every buffer is a slice at an odd offset.
+ * more rows than one task packs, more steps than one block, more columns than one shared B block
+ * (with A shared across them or packed by each task); every buffer is a slice at an odd offset.
+ * The small blocking makes modest shapes cross every kind of block boundary; the machine's own
+ * blocking runs too.
  */
 class CpuMatmulTest {
 
     private static final double TOLERANCE = 1e-5;
     private static final int[][] SHAPES = {
             {1, 1, 1}, {7, 33, 130}, {130, 7, 33}, {33, 130, 7}, {1, 7, 33},
-            {200, Gemm.KC + 44, 70}, {70, 33, Gemm.KC + 44}, {Gemm.KC + 44, 17, 9}, {7, 33, 2100}, {9, 1000, 800},
+            {200, 428, 70}, {70, 33, 428}, {428, 17, 9}, {7, 33, 2100}, {9, 1000, 800},
     };
+    private static final String[] KERNELS = {"wide", "vector", "scalar"};
+    /** Blocks of 32 steps, 24 rows and 64 columns, with A shared across column blocks or not. */
+    private static final GemmBlocking SMALL = new GemmBlocking(32, 24, 64, 1 << 20);
+    private static final GemmBlocking SMALL_UNSHARED = new GemmBlocking(32, 24, 64, 0);
 
     static Stream<Arguments> kernelsAndShapes() {
-        return Stream.of(true, false).flatMap(simd -> Arrays.stream(SHAPES)
-                .map(s -> Arguments.of(simd ? "vector" : "scalar", s[0], s[1], s[2])));
+        return Arrays.stream(KERNELS).flatMap(kernel -> Stream.of("small", "unshared", "machine")
+                .flatMap(blocking -> Arrays.stream(SHAPES).map(s -> Arguments.of(kernel, blocking, s[0], s[1], s[2]))));
     }
 
-    @ParameterizedTest(name = "{0} n={1} c={2} oc={3}")
+    @ParameterizedTest(name = "{0} {1} n={2} c={3} oc={4}")
     @MethodSource("kernelsAndShapes")
-    void forwardOverwritesOutWithInputTimesWeightTransposedPlusBias(String kernel, int n, int c, int oc) {
+    void forwardOverwritesOutWithInputTimesWeightTransposedPlusBias(String kernel, String blocking, int n, int c,
+                                                                     int oc) {
         try (WorkerPool pool = new WorkerPool(2)) {
-            CpuMatmul matmul = matmul(pool, kernel);
+            CpuMatmul matmul = matmul(pool, kernel, blocking);
             Random rnd = new Random(n * 31L + c * 7L + oc);
             CpuBuffer inp = random(rnd, n * c), weight = random(rnd, oc * c), bias = random(rnd, oc);
             for (CpuBuffer b : new CpuBuffer[] {bias, null}) {
@@ -63,11 +70,11 @@ class CpuMatmulTest {
         }
     }
 
-    @ParameterizedTest(name = "{0} n={1} c={2} oc={3}")
+    @ParameterizedTest(name = "{0} {1} n={2} c={3} oc={4}")
     @MethodSource("kernelsAndShapes")
-    void backwardAccumulatesAllThreeGradients(String kernel, int n, int c, int oc) {
+    void backwardAccumulatesAllThreeGradients(String kernel, String blocking, int n, int c, int oc) {
         try (WorkerPool pool = new WorkerPool(2)) {
-            CpuMatmul matmul = matmul(pool, kernel);
+            CpuMatmul matmul = matmul(pool, kernel, blocking);
             Random rnd = new Random(n * 17L + c * 5L + oc);
             CpuBuffer dout = random(rnd, n * oc), inp = random(rnd, n * c), weight = random(rnd, oc * c);
             CpuBuffer dinp = random(rnd, n * c), dweight = random(rnd, oc * c), dbias = random(rnd, oc);
@@ -109,37 +116,56 @@ class CpuMatmulTest {
         }
     }
 
-    @ParameterizedTest(name = "{0}")
-    @ValueSource(strings = {"vector", "scalar"})
-    void resultsAreBitIdenticalAcrossRunsAndThreadCounts(String kernel) {
-        int n = 150, c = Gemm.KC + 100, oc = 260;
+    /**
+     * Each element is one chain of fused multiply-adds in step order, so neither the thread count
+     * nor the blocking nor the kernel may change a single bit.
+     */
+    @Test
+    void resultsAreBitIdenticalAcrossThreadCountsBlockingsAndKernels() {
+        int n = 150, c = 500, oc = 260;
         Random rnd = new Random(42);
         CpuBuffer inp = random(rnd, n * c), weight = random(rnd, oc * c), dout = random(rnd, n * oc);
         float[][] first = null;
-        for (int threads : new int[] {2, 2, 1, 3}) {
-            try (WorkerPool pool = new WorkerPool(threads)) {
-                CpuMatmul matmul = matmul(pool, kernel);
-                CpuBuffer out = CpuBuffer.allocate(DType.FP32, n * oc);
-                CpuBuffer dinp = CpuBuffer.allocate(DType.FP32, n * c);
-                CpuBuffer dweight = CpuBuffer.allocate(DType.FP32, oc * c);
-                matmul.forward(out, inp, weight, null, n, c, oc);
-                matmul.backward(dinp, dweight, null, dout, inp, weight, n, c, oc);
-                float[][] run = {out.f, dinp.f, dweight.f};
-                if (first == null) {
-                    first = run;
-                } else {
-                    for (int i = 0; i < run.length; i++) {
-                        assertArrayEquals(first[i], run[i], "result " + i + " with " + threads + " threads");
+        String firstRun = null;
+        for (String kernel : KERNELS) {
+            for (String blocking : new String[] {"machine", "small", "unshared"}) {
+                for (int threads : new int[] {2, 2, 1, 3}) {
+                    try (WorkerPool pool = new WorkerPool(threads)) {
+                        CpuMatmul matmul = matmul(pool, kernel, blocking);
+                        CpuBuffer out = CpuBuffer.allocate(DType.FP32, n * oc);
+                        CpuBuffer dinp = CpuBuffer.allocate(DType.FP32, n * c);
+                        CpuBuffer dweight = CpuBuffer.allocate(DType.FP32, oc * c);
+                        matmul.forward(out, inp, weight, null, n, c, oc);
+                        matmul.backward(dinp, dweight, null, dout, inp, weight, n, c, oc);
+                        float[][] run = {out.f, dinp.f, dweight.f};
+                        String name = kernel + " kernel, " + blocking + " blocking, " + threads + " threads";
+                        if (first == null) {
+                            first = run;
+                            firstRun = name;
+                        } else {
+                            for (int i = 0; i < run.length; i++) {
+                                assertArrayEquals(first[i], run[i], "result " + i + " of " + name + " vs " + firstRun);
+                            }
+                        }
                     }
                 }
             }
         }
     }
 
-    private static CpuMatmul matmul(WorkerPool pool, String kernel) {
-        boolean simd = kernel.equals("vector");
-        assumeTrue(!simd || Simd.available(), "jdk.incubator.vector is not available");
-        return new CpuMatmul(pool, simd);
+    private static CpuMatmul matmul(WorkerPool pool, String kernel, String blocking) {
+        assumeTrue(kernel.equals("scalar") || Simd.available(), "jdk.incubator.vector is not available");
+        MicroKernel k = switch (kernel) {
+            case "wide" -> new WideVectorKernel();
+            case "vector" -> new VectorMicroKernel();
+            default -> new ScalarMicroKernel();
+        };
+        GemmBlocking b = switch (blocking) {
+            case "small" -> SMALL;
+            case "unshared" -> SMALL_UNSHARED;
+            default -> GemmBlocking.of(CacheSizes.detected(), k.mr(), k.nr());
+        };
+        return new CpuMatmul(pool, new Gemm(pool, k, b));
     }
 
     /** {@code length} random values in a slice at an odd offset of a larger buffer. */

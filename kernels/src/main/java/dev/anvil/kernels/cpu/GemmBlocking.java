@@ -1,0 +1,34 @@
+package dev.anvil.kernels.cpu;
+
+/**
+ * How {@link Gemm} cuts a product into blocks, sized from the caches of the machine and the
+ * kernel's tile. The blocking changes speed only: every element is one chain of fused
+ * multiply-adds in step order whatever the blocks (see {@link MicroKernel}).
+ *
+ * @param kc            steps of the shared dimension per block: a packed B micro-panel
+ *                      ({@code kc × nr} floats) fills L1, where it stays while A streams past it
+ * @param mc            rows of A one task packs at most: {@code mc × kc} floats take an eighth of L2
+ * @param nc            columns of B packed at once: the shared {@code kc × nc} floats are twice L2,
+ *                      so both cores' halves stay near
+ * @param sharedAFloats the most floats of packed A shared by all threads (rather than packed again
+ *                      for every block of columns): four times L2
+ */
+record GemmBlocking(int kc, int mc, int nc, long sharedAFloats) {
+
+    private static final int MIN_KC = 128;
+    private static final int MAX_KC = 512;
+
+    GemmBlocking {
+        if (kc <= 0 || mc <= 0 || nc <= 0 || sharedAFloats < 0) {
+            throw new IllegalArgumentException("blocks must be positive, got kc " + kc + ", mc " + mc + ", nc " + nc);
+        }
+    }
+
+    /** The blocking for a kernel of {@code mr × nr} tiles on a core with {@code caches}. */
+    static GemmBlocking of(CacheSizes caches, int mr, int nr) {
+        int kc = (int) Math.clamp(caches.l1() / (Float.BYTES * nr) / 16 * 16, MIN_KC, MAX_KC);
+        int mc = (int) Math.max(mr, caches.l2() / 8 / (Float.BYTES * kc) / mr * mr);
+        int nc = (int) Math.max(nr, 2 * caches.l2() / (Float.BYTES * kc) / nr * nr);
+        return new GemmBlocking(kc, mc, nc, caches.l2());
+    }
+}

@@ -1,0 +1,130 @@
+package dev.anvil.kernels.cpu;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * The Vector API paths of {@link GemmPacking}, for the two layouts every product of the model
+ * meets: panels whose values for one step lie side by side in memory (a copy of vectors), and
+ * panels whose rows lie along the steps (a transpose, done 16 × 16 in registers with two-source
+ * permutes: four rounds of interleaving transpose a 16 × 16 block, 64 {@code vpermi2ps} for 256
+ * values, about four times faster than moving floats one by one). Loaded only when
+ * {@link Simd#available()}.
+ */
+final class VectorPacking {
+
+    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+    private static final int L = S.length();
+    /** Side of the in-register transpose: the 512-bit species' 16 lanes; other widths copy floats. */
+    private static final int T = 16;
+    private static final FloatVector ZIP_LO;
+    private static final FloatVector ZIP_HI;
+    private static final VectorMask<Float> FULL = S.maskAll(true);
+    /** Each thread's staging area for the rounds of a transpose: two 16 × 16 blocks. */
+    private static final ThreadLocal<float[]> SCRATCH = ThreadLocal.withInitial(() -> new float[2 * T * T]);
+
+    static {
+        // Lane i of the result takes lane ZIP[i] of (first, second): 0..15 the first, 16..31 the second.
+        float[] lo = new float[L], hi = new float[L];
+        for (int i = 0; i < L / 2; i++) {
+            lo[2 * i] = i;
+            lo[2 * i + 1] = L + i;
+            hi[2 * i] = L / 2 + i;
+            hi[2 * i + 1] = L + L / 2 + i;
+        }
+        ZIP_LO = FloatVector.fromArray(S, lo, 0);
+        ZIP_HI = FloatVector.fromArray(S, hi, 0);
+    }
+
+    private VectorPacking() {
+    }
+
+    /** Whether {@link #packRows} can be used: the in-register transpose needs 16 lanes. */
+    static boolean transposes() {
+        return L == T;
+    }
+
+    /**
+     * {@link GemmPacking#pack} for {@code rowStride == 1}: each step's {@code w} values of a panel
+     * are adjacent in {@code x}, so they move as (masked) vectors.
+     */
+    static void packColumns(float[] x, int off, int kStride, int row0, int rows, int k0, int kc, int w,
+                            float[] dst, int dstOff) {
+        int d = dstOff;
+        for (int p = 0; p < rows; p += w, d += w * kc) {
+            int h = Math.min(w, rows - p);
+            int src = off + row0 + p + k0 * kStride;
+            for (int j = 0; j < w; j += L) {
+                VectorMask<Float> valid = S.indexInRange(0, Math.max(0, Math.min(L, h - j)));
+                VectorMask<Float> room = S.indexInRange(0, Math.min(L, w - j));
+                for (int k = 0; k < kc; k++) {
+                    FloatVector.fromArray(S, x, src + k * kStride + j, valid).intoArray(dst, d + k * w + j, room);
+                }
+            }
+        }
+    }
+
+    /**
+     * {@link GemmPacking#pack} for {@code kStride == 1}: each row of a panel is contiguous along
+     * the steps, so 16 × 16 blocks are transposed in registers; rows past the last are zeros, and
+     * steps past the last multiple of 16 are moved one by one. Needs {@link #transposes()}.
+     */
+    static void packRows(float[] x, int off, int rowStride, int row0, int rows, int k0, int kc, int w,
+                         float[] dst, int dstOff) {
+        int kBulk = kc - kc % T;
+        float[] scratch = SCRATCH.get();
+        int d = dstOff;
+        for (int p = 0; p < rows; p += w, d += w * kc) {
+            int h = Math.min(w, rows - p);
+            int src = off + (row0 + p) * rowStride + k0;
+            for (int g = 0; g < w; g += T) {
+                int valid = Math.max(0, Math.min(T, h - g));
+                VectorMask<Float> room = S.indexInRange(0, Math.min(T, w - g));
+                for (int k = 0; k < kBulk; k += T) {
+                    transpose(x, src + g * rowStride + k, rowStride, valid, dst, d + k * w + g, w, room, scratch);
+                }
+            }
+            for (int k = kBulk; k < kc; k++) {
+                for (int r = 0; r < w; r++) {
+                    dst[d + k * w + r] = r < h ? x[src + r * rowStride + k] : 0f;
+                }
+            }
+        }
+    }
+
+    /**
+     * Reads {@code valid} rows of 16 values ({@code x[src + r·stride + i]}, zeros for rows past
+     * {@code valid}) and writes their transpose: value {@code i} of row {@code r} to
+     * {@code dst[d + i·ld + r]}, the lanes of {@code room} of each written row. The four rounds
+     * pass through a thread's scratch in L1: a method holding all 16 rows in registers is more
+     * than C1 can compile, and C2 is never reached.
+     */
+    private static void transpose(float[] x, int src, int stride, int valid, float[] dst, int d, int ld,
+                                  VectorMask<Float> room, float[] scratch) {
+        int half = T * T;
+        zip(x, src, stride, valid, scratch, 0, T, FULL);
+        zip(scratch, 0, T, T, scratch, half, T, FULL);
+        zip(scratch, half, T, T, scratch, 0, T, FULL);
+        zip(scratch, 0, T, T, dst, d, ld, room);
+    }
+
+    /**
+     * One round of the transpose: rows {@code i} and {@code i + 8} of {@code from} interleave into
+     * rows {@code 2i} and {@code 2i + 1} of {@code to}. After four rounds, row {@code r} lane
+     * {@code c} has moved to row {@code c} lane {@code r}.
+     */
+    private static void zip(float[] from, int fromOff, int fromStride, int valid, float[] to, int toOff,
+                            int toStride, VectorMask<Float> room) {
+        for (int i = 0; i < T / 2; i++) {
+            FloatVector a = row(from, fromOff, fromStride, i, valid);
+            FloatVector b = row(from, fromOff, fromStride, i + T / 2, valid);
+            ZIP_LO.selectFrom(a, b).intoArray(to, toOff + 2 * i * toStride, room);
+            ZIP_HI.selectFrom(a, b).intoArray(to, toOff + (2 * i + 1) * toStride, room);
+        }
+    }
+
+    private static FloatVector row(float[] x, int src, int stride, int r, int valid) {
+        return r < valid ? FloatVector.fromArray(S, x, src + r * stride) : FloatVector.zero(S);
+    }
+}
