@@ -111,14 +111,15 @@ public final class RingHandshake {
             }
             Hello hello = h.getHello();
             String problem = problem(hello, terms);
-            if (problem == null && !claim.claim(hello.getChannel())) {
-                problem = "rank " + terms.rank() + "'s left neighbour is already connected on channel "
-                        + hello.getChannel();
-            }
             if (problem != null) {
                 throw refuse(endpoint, problem, deadlineNanos);
             }
+            // Refuses a transport mismatch before the channel is claimed: a claim is for a connection that is used.
             boolean shm = wantsShm(hello, terms, endpoint, deadlineNanos);
+            if (!claim.claim(hello.getChannel())) {
+                throw refuse(endpoint, "rank " + terms.rank() + "'s left neighbour is already connected on channel "
+                        + hello.getChannel(), deadlineNanos);
+            }
             ShmFifo fifo = shm ? ShmFifo.create(ShmFifo.SLOTS, terms.sliceBytes()) : null;
             HelloAck.Builder ack = HelloAck.newBuilder().setRank(terms.rank());
             if (fifo != null) {
