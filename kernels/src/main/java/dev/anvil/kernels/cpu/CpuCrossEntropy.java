@@ -70,8 +70,11 @@ final class CpuCrossEntropy {
     private static final class Lanes {
 
         private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
-        /** Vectors summed in float before the block's total joins the double sum: keeps ~1e-7 relative. */
-        private static final int BLOCK = 64 * S.length();
+        /**
+         * Values summed in float before the block's total joins the double sum (keeps ~1e-7 relative):
+         * a block's exponentials are staged in a scratch row, as the logits must stay for the gradient.
+         */
+        private static final int BLOCK = VectorMath.SCRATCH_LENGTH;
 
         static int bound(int len) {
             return S.loopBound(len);
@@ -86,24 +89,19 @@ final class CpuCrossEntropy {
         }
 
         static double sumExp(float[] z, int off, int len, float max) {
-            FloatVector m = FloatVector.broadcast(S, max);
+            float[] scratch = VectorMath.scratch();
             double sum = 0.0;
             for (int block = 0; block < len; block += BLOCK) {
-                int end = Math.min(len, block + BLOCK);
-                FloatVector acc = FloatVector.zero(S);
-                for (int i = block; i < end; i += S.length()) {
-                    acc = acc.add(VectorMath.exp(FloatVector.fromArray(S, z, off + i).sub(m)));
-                }
-                sum += VectorMath.sum(acc);
+                sum += VectorMath.exp(z, off + block, Math.min(BLOCK, len - block), 1f, max, scratch, 0);
             }
             return sum;
         }
 
         /** {@code z = exp(z - max) · scale}. */
         static void expScale(float[] z, int off, int len, float max, float scale) {
-            FloatVector m = FloatVector.broadcast(S, max);
+            VectorMath.exp(z, off, len, 1f, max, z, off);
             for (int i = 0; i < len; i += S.length()) {
-                VectorMath.exp(FloatVector.fromArray(S, z, off + i).sub(m)).mul(scale).intoArray(z, off + i);
+                FloatVector.fromArray(S, z, off + i).mul(scale).intoArray(z, off + i);
             }
         }
     }
