@@ -15,7 +15,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 
 /**
- * R communicators in this process, over real loopback sockets and sharing one set of network threads: for tests and
+ * R communicators in this process, over real loopback sockets and sharing one control-plane thread: for tests and
  * benchmarks of the real protocol without launching processes.
  */
 public final class LocalCluster implements AutoCloseable {
@@ -38,7 +38,7 @@ public final class LocalCluster implements AutoCloseable {
      * @throws CollectiveException when any rank fails to connect
      */
     public static LocalCluster start(int worldSize, CommunicatorOptions options) {
-        Transport transport = Transport.create(Math.min(4, Math.max(2, worldSize)));
+        Transport transport = Transport.create(1);
         CommunicatorOptions local = options.withHost("127.0.0.1").withTransport(transport);
         int port = freePort();
         List<Communicator> started = new ArrayList<>();

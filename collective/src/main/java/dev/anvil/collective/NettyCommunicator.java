@@ -1,5 +1,7 @@
 package dev.anvil.collective;
 
+import dev.anvil.collective.link.Connection;
+import dev.anvil.collective.link.HostIdentity;
 import dev.anvil.collective.proto.Abort;
 import dev.anvil.collective.proto.Header;
 import dev.anvil.collective.proto.PeerAddress;
@@ -9,23 +11,15 @@ import dev.anvil.collective.rendezvous.RendezvousClient;
 import dev.anvil.collective.rendezvous.RendezvousConfig;
 import dev.anvil.collective.ring.RingEngine;
 import dev.anvil.collective.ring.RingHandshake;
-import dev.anvil.collective.transport.Connector;
-import dev.anvil.collective.transport.FrameDecoder;
+import dev.anvil.collective.ring.RingListener;
 import dev.anvil.collective.transport.Frames;
-import dev.anvil.collective.transport.Heartbeats;
 import dev.anvil.collective.transport.Transport;
-import io.netty.bootstrap.ServerBootstrap;
 import io.netty.channel.Channel;
-import io.netty.channel.ChannelInitializer;
-import io.netty.channel.AdaptiveRecvByteBufAllocator;
-import io.netty.channel.ChannelOption;
-import io.netty.channel.EventLoop;
-import io.netty.handler.ssl.SslContext;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Function;
 import java.util.concurrent.CompletableFuture;
@@ -34,18 +28,24 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 
 /**
- * {@link Communicator} over Netty: rendezvous through rank 0's {@link Coordinator}, then a TCP ring where each rank
- * sends to its right neighbour and receives from its left one. See {@link #connect}.
+ * {@link Communicator} with a Netty control plane and a ring data plane: rendezvous through rank 0's
+ * {@link Coordinator} (Netty, epoll where available), then {@link CommunicatorOptions#channels} rings side by side,
+ * each rank sending to its right neighbour and receiving from its left one over connections served by threads of
+ * their own ({@link RingEngine}). See {@link #connect}.
  */
 public final class NettyCommunicator implements Communicator, ControlListener {
+    private static final System.Logger LOG = System.getLogger(NettyCommunicator.class.getName());
+    /** Never started: a buffer it may access is not confined to its creator's thread. */
+    private static final Thread ANOTHER_THREAD = Thread.ofPlatform().unstarted(() -> { });
+
     private final RendezvousConfig config;
     private final CommunicatorOptions options;
     private final Transport transport;
     private final boolean ownsTransport;
-    private final EventLoop loop;
-    private final RingEngine engine;
-    private final Thread loopThread;
-    private Channel server;
+    private final int channels;
+    private RingListener listener;
+    private RingEngine engine;
+    private CollectiveException pendingFailure;
     private Coordinator coordinator;
     private volatile Channel control;
     private volatile List<PeerAddress> peers = List.of();
@@ -55,15 +55,8 @@ public final class NettyCommunicator implements Communicator, ControlListener {
         this.config = config;
         this.options = options;
         this.ownsTransport = options.transport() == null;
-        this.transport = ownsTransport ? Transport.create(2) : options.transport();
-        this.loop = transport.group().next();
-        this.engine = new RingEngine(config.rank(), config.worldSize(), options.sliceBytes(), options.peerTimeout(),
-                loop, this::addressOf, this::reportAbort);
-        try {
-            this.loopThread = loop.submit(Thread::currentThread).get(10, TimeUnit.SECONDS);
-        } catch (InterruptedException | ExecutionException | TimeoutException e) {
-            throw new CollectiveException("the network threads did not start", e);
-        }
+        this.transport = ownsTransport ? Transport.create(1) : options.transport();
+        this.channels = options.resolvedChannels();
     }
 
     /**
@@ -91,38 +84,13 @@ public final class NettyCommunicator implements Communicator, ControlListener {
         Instant deadline = Instant.now().plus(options.rendezvousTimeout());
         int rank = config.rank();
         int ranks = config.worldSize();
-        SslContext serverSsl = options.tls() == null ? null : options.tls().serverContext();
-        SslContext clientSsl = options.tls() == null ? null : options.tls().clientContext();
         Duration handshake = handshakeTimeout();
-        RingHandshake.AcceptState accepted = new RingHandshake.AcceptState();
-
-        var bound = new ServerBootstrap()
-                .group(transport.group(), loop) // accepted connections live on the engine's loop: no hand-offs
-                .channel(transport.serverChannel())
-                .childOption(ChannelOption.TCP_NODELAY, true)
-                // Read whole slices at once when they are there: fewer reads, fewer cumulation copies.
-                .childOption(ChannelOption.RCVBUF_ALLOCATOR, new AdaptiveRecvByteBufAllocator(4096, 65536, 1 << 20))
-                .childHandler(new ChannelInitializer<>() {
-                    @Override
-                    protected void initChannel(Channel ch) {
-                        if (serverSsl != null) {
-                            ch.pipeline().addLast("tls", serverSsl.newHandler(ch.alloc()));
-                        }
-                        ch.pipeline().addLast("frames", new FrameDecoder(RingHandshake.MAX_HEADER_BYTES, 0,
-                                RingHandshake.BEFORE_HELLO));
-                        Heartbeats.install(ch.pipeline(), options.peerTimeout());
-                        ch.pipeline().addLast("handshake", new RingHandshake.Accept(rank, ranks,
-                                options.sliceBytes(), options.token(), handshake, engine, accepted));
-                    }
-                })
-                .bind(options.bindHost(), options.dataPort())
-                .awaitUninterruptibly();
-        if (!bound.isSuccess()) {
-            throw new CollectiveException("rank " + rank + " cannot listen on " + options.bindHost() + ":"
-                    + options.dataPort() + ": " + bound.cause().getMessage(), bound.cause());
-        }
-        server = bound.channel();
-        int dataPort = ((InetSocketAddress) server.localAddress()).getPort();
+        RingHandshake.Tls tls = options.tls() == null ? null
+                : new RingHandshake.Tls(options.tls().serverContext(), options.tls().clientContext());
+        RingHandshake.Terms terms = new RingHandshake.Terms(rank, ranks, options.sliceBytes(), channels,
+                options.token(), tls, options.dataTransport(), HostIdentity.local());
+        listener = RingListener.open(options.bindHost(), options.dataPort(), terms, handshake);
+        int dataPort = listener.port();
 
         if (rank == 0) {
             coordinator = Coordinator.start(transport, options.bindHost(), config.masterPort(), ranks,
@@ -137,29 +105,37 @@ public final class NettyCommunicator implements Communicator, ControlListener {
         int rightRank = (rank + 1) % ranks;
         PeerAddress right = peers.get(rightRank);
         String rightName = "rank " + rightRank + " (" + addressOf(rightRank) + ")";
-        RingHandshake.Connect connect = new RingHandshake.Connect(rank, ranks, options.sliceBytes(),
-                options.token(), engine, rightName);
-        Connector.connect(transport, right.getHost(), right.getPort(), new ChannelInitializer<>() {
-            @Override
-            protected void initChannel(Channel ch) {
-                if (clientSsl != null) {
-                    ch.pipeline().addLast("tls", clientSsl.newHandler(ch.alloc(), right.getHost(), right.getPort()));
-                }
-                ch.pipeline().addLast("frames", new FrameDecoder(RingHandshake.MAX_HEADER_BYTES, 0,
-                        RingHandshake.BEFORE_ACK));
-                Heartbeats.install(ch.pipeline(), options.peerTimeout());
-                ch.pipeline().addLast("handshake", connect);
-            }
-        }, deadline, rightName);
-        await(connect.right(), deadline, rightName + " did not accept the ring connection");
         int leftRank = Math.floorMod(rank - 1, ranks);
-        await(accepted.left(), deadline, "rank " + leftRank + " (" + addressOf(leftRank)
-                + ") did not connect to this rank's ring port " + dataPort);
-        CollectiveException early = engine.failure();
+        List<RingEngine.Links> links = new ArrayList<>();
+        try {
+            for (int c = 0; c < channels; c++) {
+                Connection toRight = RingHandshake.connect(right.getHost(), right.getPort(), terms, c, rightName,
+                        deadline);
+                links.add(new RingEngine.Links(null, toRight));
+            }
+            for (int c = 0; c < channels; c++) {
+                await(listener.channel(c), deadline, "rank " + leftRank + " (" + addressOf(leftRank)
+                        + ") did not connect channel " + c + " to this rank's ring port " + dataPort);
+                links.set(c, new RingEngine.Links(listener.take(c), links.get(c).toRight()));
+            }
+        } catch (RuntimeException e) {
+            links.forEach(l -> l.toRight().close());
+            throw e;
+        }
+        CollectiveException early;
+        synchronized (this) {
+            engine = new RingEngine(rank, ranks, options.sliceBytes(), options.peerTimeout(), links,
+                    this::addressOf, this::reportAbort);
+            early = pendingFailure;
+        }
         if (early != null) {
+            engine.fail(early);
             throw early;
         }
         engine.start();
+        LOG.log(System.Logger.Level.INFO, "rank {0} of {1}: control plane on netty {2}, {3} ring channel(s) of"
+                + " {4}-byte slices:{5}", rank, ranks, transport.kind(), channels,
+                String.valueOf(options.sliceBytes()), engine.threadMap());
     }
 
     private Duration handshakeTimeout() {
@@ -194,7 +170,12 @@ public final class NettyCommunicator implements Communicator, ControlListener {
 
     /** Port of this rank's ring listener (for tests and diagnostics). */
     public int dataPort() {
-        return ((InetSocketAddress) server.localAddress()).getPort();
+        return listener.port();
+    }
+
+    /** How each channel's data arrives from the left neighbour: "tcp", "tls" or "shm" (for tests and diagnostics). */
+    public List<String> dataLinks() {
+        return engine.linkKinds();
     }
 
     /** Port of the coordinator, on rank 0 only; -1 elsewhere. */
@@ -253,7 +234,7 @@ public final class NettyCommunicator implements Communicator, ControlListener {
     /**
      * Runs {@code collective} on {@code buf}, through a native copy when {@code buf} is a heap
      * segment over an array other than {@code byte[]} (a {@code float[]}, say): the Vector API and
-     * Netty can only address native memory and byte arrays.
+     * socket I/O can only address native memory and byte arrays.
      */
     private static CompletableFuture<Void> addressable(MemorySegment buf,
                                                        Function<MemorySegment, CompletableFuture<Void>> collective) {
@@ -299,12 +280,14 @@ public final class NettyCommunicator implements Communicator, ControlListener {
             return;
         }
         closed = true;
-        engine.close();
+        if (engine != null) {
+            engine.close();
+        }
         if (control != null) {
             control.close().awaitUninterruptibly(2, TimeUnit.SECONDS);
         }
-        if (server != null) {
-            server.close().awaitUninterruptibly(2, TimeUnit.SECONDS);
+        if (listener != null) {
+            listener.close();
         }
         if (coordinator != null) {
             coordinator.close();
@@ -317,14 +300,28 @@ public final class NettyCommunicator implements Communicator, ControlListener {
     @Override
     public void onAbort(int lostRank, String reason) {
         String address = lostRank >= 0 && lostRank < worldSize() ? addressOf(lostRank) : "unknown";
-        engine.peerGone(new PeerLostException(lostRank, address, reason));
+        peerGone(new PeerLostException(lostRank, address, reason));
     }
 
     @Override
     public void onCoordinatorLost(String reason) {
         if (!closed) {
-            engine.peerGone(new PeerLostException(0, config.masterHost() + ":" + config.masterPort(), reason
+            peerGone(new PeerLostException(0, config.masterHost() + ":" + config.masterPort(), reason
                     + " (rank 0 runs the coordinator)"));
+        }
+    }
+
+    /** A rank is gone: tells the engine, or fails the connect in progress when the engine does not exist yet. */
+    private void peerGone(CollectiveException cause) {
+        RingEngine e;
+        synchronized (this) {
+            e = engine;
+            if (e == null && pendingFailure == null) {
+                pendingFailure = cause;
+            }
+        }
+        if (e != null) {
+            e.peerGone(cause);
         }
     }
 
@@ -345,7 +342,7 @@ public final class NettyCommunicator implements Communicator, ControlListener {
     }
 
     private void checkAccess(MemorySegment buf) {
-        if (!buf.isAccessibleBy(loopThread)) {
+        if (!buf.isAccessibleBy(ANOTHER_THREAD)) {
             throw new IllegalArgumentException("the buffer belongs to a confined arena, but the network threads read"
                     + " and write it; allocate it with Arena.ofShared(), Arena.ofAuto() or Arena.global()");
         }

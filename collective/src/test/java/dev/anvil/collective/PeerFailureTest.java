@@ -10,20 +10,24 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
-import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
+/** Failures are diagnosed the same way whether the data goes over TCP or shared memory. */
 @Timeout(60)
 class PeerFailureTest {
     private static final Duration TIMEOUT = Duration.ofSeconds(3);
 
-    private static CommunicatorOptions options() {
-        return AllReduceTest.testOptions().withTimeouts(TIMEOUT, Duration.ofSeconds(20));
+    private static CommunicatorOptions options(DataTransport transport) {
+        return AllReduceTest.testOptions().withTimeouts(TIMEOUT, Duration.ofSeconds(20))
+                .withDataTransport(transport);
     }
 
-    @Test
-    void rankClosingAbruptlyMidAllReduceFailsEveryOtherRankNamingIt() throws Exception {
-        try (LocalCluster cluster = LocalCluster.start(4, options())) {
+    @ParameterizedTest
+    @EnumSource(value = DataTransport.class, names = {"TCP", "SHM"})
+    void rankClosingAbruptlyMidAllReduceFailsEveryOtherRankNamingIt(DataTransport transport) throws Exception {
+        try (LocalCluster cluster = LocalCluster.start(4, options(transport))) {
             int dead = 2;
             String deadAddress = ":" + ((NettyCommunicator) cluster.rank(dead)).dataPort();
             List<CompletableFuture<Void>> pending = new ArrayList<>();
@@ -49,9 +53,10 @@ class PeerFailureTest {
         }
     }
 
-    @Test
-    void rankThatNeverIssuesTheCollectiveFailsTheOthersAfterThePeerTimeout() {
-        try (LocalCluster cluster = LocalCluster.start(2, options())) {
+    @ParameterizedTest
+    @EnumSource(value = DataTransport.class, names = {"TCP", "SHM"})
+    void rankThatNeverIssuesTheCollectiveFailsTheOthersAfterThePeerTimeout(DataTransport transport) {
+        try (LocalCluster cluster = LocalCluster.start(2, options(transport))) {
             long start = System.nanoTime();
             PeerLostException e = assertThrows(PeerLostException.class, () -> cluster.rank(0)
                     .allReduce(Arena.ofAuto().allocate(4096), ElementType.FLOAT32, ReduceOp.SUM));
@@ -65,9 +70,10 @@ class PeerFailureTest {
         }
     }
 
-    @Test
-    void mismatchedCollectivesAreDiagnosedInsteadOfCorruptingBuffers() {
-        try (LocalCluster cluster = LocalCluster.start(2, options())) {
+    @ParameterizedTest
+    @EnumSource(value = DataTransport.class, names = {"TCP", "SHM"})
+    void mismatchedCollectivesAreDiagnosedInsteadOfCorruptingBuffers(DataTransport transport) {
+        try (LocalCluster cluster = LocalCluster.start(2, options(transport))) {
             var a = cluster.rank(0).allReduceAsync(Arena.ofAuto().allocate(4000), ElementType.FLOAT32, ReduceOp.SUM);
             var b = cluster.rank(1).allReduceAsync(Arena.ofAuto().allocate(2000), ElementType.BFLOAT16, ReduceOp.SUM);
             for (var f : List.of(a, b)) {

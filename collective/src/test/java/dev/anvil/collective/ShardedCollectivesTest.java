@@ -22,13 +22,17 @@ class ShardedCollectivesTest {
     private static final ValueLayout.OfShort BF16 =
             ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
-    @ParameterizedTest(name = "{0} ranks, {1} elements, {2}, {3}")
+    /** Each transport with each element type, at sizes of many slices and of a few elements. */
+    @ParameterizedTest(name = "{0} ranks, {1} elements, {2}, {3}, over {4}")
     @CsvSource({
-        "2, 1, FLOAT32, SUM", "2, 1000003, FLOAT32, MEAN", "3, 5, FLOAT32, SUM", "3, 300007, BFLOAT16, MEAN",
-        "4, 3, BFLOAT16, SUM", "4, 262147, FLOAT32, SUM", "4, 262147, FLOAT32, MEAN"
+        "2, 1, FLOAT32, SUM, TCP", "2, 1000003, FLOAT32, MEAN, SHM", "3, 5, FLOAT32, SUM, SHM",
+        "3, 300007, BFLOAT16, MEAN, TCP", "4, 3, BFLOAT16, SUM, TCP", "4, 262147, FLOAT32, SUM, TCP",
+        "4, 262147, FLOAT32, MEAN, SHM", "4, 262147, BFLOAT16, MEAN, SHM"
     })
-    void reduceScatterThenAllGatherIsAllReduceBitForBit(int ranks, int elements, ElementType type, ReduceOp op) {
-        try (LocalCluster cluster = LocalCluster.start(ranks, AllReduceTest.testOptions())) {
+    void reduceScatterThenAllGatherIsAllReduceBitForBit(int ranks, int elements, ElementType type, ReduceOp op,
+            DataTransport transport) {
+        CommunicatorOptions options = AllReduceTest.testOptions().withDataTransport(transport);
+        try (LocalCluster cluster = LocalCluster.start(ranks, options)) {
             List<MemorySegment> sharded = new ArrayList<>();
             List<MemorySegment> whole = new ArrayList<>();
             for (int r = 0; r < ranks; r++) {

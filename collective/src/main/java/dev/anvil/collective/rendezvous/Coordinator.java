@@ -9,15 +9,15 @@ import dev.anvil.collective.proto.PeerAddress;
 import dev.anvil.collective.proto.Refused;
 import dev.anvil.collective.proto.Welcome;
 import dev.anvil.collective.tls.TlsConfig;
-import dev.anvil.collective.transport.Frame;
 import dev.anvil.collective.transport.FrameDecoder;
 import dev.anvil.collective.transport.Frames;
 import dev.anvil.collective.transport.Heartbeats;
 import dev.anvil.collective.transport.Transport;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.channel.Channel;
-import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.socket.DuplexChannel;
+import io.netty.handler.codec.CorruptedFrameException;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.SimpleChannelInboundHandler;
 import io.netty.handler.ssl.SslContext;
@@ -36,6 +36,8 @@ import java.util.concurrent.TimeUnit;
 public final class Coordinator implements AutoCloseable {
     /** Largest Join accepted; it carries the caller's fingerprint (model config and code version). */
     public static final int MAX_JOIN_BYTES = 64 * 1024;
+    /** How long a refused connection is read from, and ignored, so the refusal reaches the peer. */
+    private static final long REFUSAL_LINGER_MILLIS = 1000;
     private static final System.Logger LOG = System.getLogger(Coordinator.class.getName());
     private static final int MAX_SHOWN_FINGERPRINT = 2_000;
 
@@ -70,7 +72,7 @@ public final class Coordinator implements AutoCloseable {
                         if (ssl != null) {
                             ch.pipeline().addLast("tls", ssl.newHandler(ch.alloc()));
                         }
-                        ch.pipeline().addLast("frames", new FrameDecoder(MAX_JOIN_BYTES, 0,
+                        ch.pipeline().addLast("frames", new FrameDecoder(MAX_JOIN_BYTES,
                                 EnumSet.of(Header.BodyCase.JOIN, Header.BodyCase.ABORT, Header.BodyCase.HEARTBEAT)));
                         Heartbeats.install(ch.pipeline(), peerTimeout);
                         ch.pipeline().addLast("coordinator", new MemberHandler());
@@ -203,10 +205,23 @@ public final class Coordinator implements AutoCloseable {
         members.clear();
     }
 
+    /**
+     * Tells the peer why it is refused and closes the connection once it has read that: after the Refused, output is
+     * shut down and what the peer still sends is read and ignored for a moment, since closing with unread bytes
+     * would reset the connection and destroy the Refused before the peer reads it.
+     */
     private static void refuse(Channel ch, String reason) {
         LOG.log(System.Logger.Level.WARNING, "refusing {0}: {1}", ch.remoteAddress(), reason);
+        ch.attr(MemberHandler.REFUSED).set(true);
         Header header = Header.newBuilder().setRefused(Refused.newBuilder().setReason(reason)).build();
-        ch.writeAndFlush(Frames.encode(ch.alloc(), header)).addListener(ChannelFutureListener.CLOSE);
+        ch.writeAndFlush(Frames.encode(ch.alloc(), header)).addListener(f -> {
+            if (f.isSuccess() && ch instanceof DuplexChannel duplex) {
+                duplex.shutdownOutput();
+                ch.eventLoop().schedule(() -> ch.close(), REFUSAL_LINGER_MILLIS, TimeUnit.MILLISECONDS);
+            } else {
+                ch.close();
+            }
+        });
     }
 
     private static String shown(String value) {
@@ -214,8 +229,9 @@ public final class Coordinator implements AutoCloseable {
     }
 
     /** One connection to the coordinator; it becomes a member once its Join is accepted. */
-    private final class MemberHandler extends SimpleChannelInboundHandler<Frame> {
+    private final class MemberHandler extends SimpleChannelInboundHandler<Header> {
         static final io.netty.util.AttributeKey<Integer> RANK = io.netty.util.AttributeKey.valueOf("anvil.rank");
+        static final io.netty.util.AttributeKey<Boolean> REFUSED = io.netty.util.AttributeKey.valueOf("anvil.refused");
 
         @Override
         public void channelActive(ChannelHandlerContext ctx) {
@@ -229,24 +245,27 @@ public final class Coordinator implements AutoCloseable {
         }
 
         @Override
-        protected void channelRead0(ChannelHandlerContext ctx, Frame frame) {
+        protected void channelRead0(ChannelHandlerContext ctx, Header h) {
+            if (ctx.channel().hasAttr(REFUSED)) {
+                return; // read only so that closing does not reset the connection before the Refused is read
+            }
             Integer rank = ctx.channel().attr(RANK).get();
-            switch (frame.header().getBodyCase()) {
+            switch (h.getBodyCase()) {
                 case JOIN -> {
                     if (rank != null) {
                         refuse(ctx.channel(), "rank " + rank + " sent a second Join");
                     } else {
-                        onJoin(ctx.channel(), frame.header().getJoin());
+                        onJoin(ctx.channel(), h.getJoin());
                     }
                 }
                 case ABORT -> {
                     if (rank == null) {
                         refuse(ctx.channel(), "Abort before Join");
                     } else {
-                        relayAbort(rank, frame.header().getAbort());
+                        relayAbort(rank, h.getAbort());
                     }
                 }
-                default -> refuse(ctx.channel(), "unexpected " + frame.header().getBodyCase());
+                default -> refuse(ctx.channel(), "unexpected " + h.getBodyCase());
             }
         }
 
@@ -254,9 +273,12 @@ public final class Coordinator implements AutoCloseable {
         public void userEventTriggered(ChannelHandlerContext ctx, Object evt) throws Exception {
             if (evt instanceof Heartbeats.PeerSilent silent) {
                 Integer rank = ctx.channel().attr(RANK).get();
-                if (rank != null) {
-                    onMemberLost(rank, "sent nothing for " + silent.silence().toMillis() + " ms (hung?)");
+                if (rank == null) {
+                    // Silent before its Join: refused as the handshake timer would, whichever fires first.
+                    refuse(ctx.channel(), "no Join within " + silent.silence().toMillis() + " ms");
+                    return;
                 }
+                onMemberLost(rank, "sent nothing for " + silent.silence().toMillis() + " ms (hung?)");
                 ctx.close();
                 return;
             }
@@ -273,6 +295,13 @@ public final class Coordinator implements AutoCloseable {
 
         @Override
         public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+            if (ctx.channel().hasAttr(REFUSED)) {
+                return; // closing anyway
+            }
+            if (cause instanceof CorruptedFrameException bad) {
+                refuse(ctx.channel(), bad.getMessage()); // tells the sender what was wrong, then closes
+                return;
+            }
             Integer rank = ctx.channel().attr(RANK).get();
             String who = rank == null ? String.valueOf(ctx.channel().remoteAddress()) : "rank " + rank;
             // A dropped member is reported through channelInactive; only protocol violations deserve a warning.

@@ -8,7 +8,6 @@ import dev.anvil.collective.proto.PeerAddress;
 import dev.anvil.collective.proto.Welcome;
 import dev.anvil.collective.tls.TlsConfig;
 import dev.anvil.collective.transport.Connector;
-import dev.anvil.collective.transport.Frame;
 import dev.anvil.collective.transport.FrameDecoder;
 import dev.anvil.collective.transport.Frames;
 import dev.anvil.collective.transport.Heartbeats;
@@ -66,7 +65,7 @@ public final class RendezvousClient {
                             c.pipeline().addLast("tls", ssl.newHandler(c.alloc(), config.masterHost(),
                                     config.masterPort()));
                         }
-                        c.pipeline().addLast("frames", new FrameDecoder(maxWelcome, 0, EnumSet.of(
+                        c.pipeline().addLast("frames", new FrameDecoder(maxWelcome, EnumSet.of(
                                 Header.BodyCase.WELCOME, Header.BodyCase.REFUSED, Header.BodyCase.ABORT,
                                 Header.BodyCase.HEARTBEAT)));
                         Heartbeats.install(c.pipeline(), peerTimeout);
@@ -105,7 +104,7 @@ public final class RendezvousClient {
 
     // Sharable because each connect attempt installs it; only the attempt that connects ever sees events.
     @io.netty.channel.ChannelHandler.Sharable
-    private static final class Handler extends SimpleChannelInboundHandler<Frame> {
+    private static final class Handler extends SimpleChannelInboundHandler<Header> {
         final CompletableFuture<List<PeerAddress>> welcome = new CompletableFuture<>();
         private final RendezvousConfig config;
         private final ControlListener listener;
@@ -118,8 +117,7 @@ public final class RendezvousClient {
         }
 
         @Override
-        protected void channelRead0(ChannelHandlerContext ctx, Frame frame) {
-            Header h = frame.header();
+        protected void channelRead0(ChannelHandlerContext ctx, Header h) {
             switch (h.getBodyCase()) {
                 case WELCOME -> onWelcome(ctx, h.getWelcome());
                 case REFUSED -> fail(ctx, "coordinator at " + where() + " refused rank " + config.rank() + ": "

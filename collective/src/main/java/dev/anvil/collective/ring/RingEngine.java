@@ -4,164 +4,206 @@ import dev.anvil.collective.CollectiveException;
 import dev.anvil.collective.ElementType;
 import dev.anvil.collective.PeerLostException;
 import dev.anvil.collective.ReduceOp;
+import dev.anvil.collective.link.Connection;
+import dev.anvil.collective.link.LinkControl;
+import dev.anvil.collective.link.LinkException;
+import dev.anvil.collective.link.ProtocolException;
 import dev.anvil.collective.proto.Abort;
-import dev.anvil.collective.proto.Chunk;
-import dev.anvil.collective.proto.Header;
-import dev.anvil.collective.transport.Frame;
-import dev.anvil.collective.transport.Frames;
-import dev.anvil.collective.transport.Heartbeats;
-import io.netty.buffer.ByteBuf;
-import io.netty.buffer.Unpooled;
-import io.netty.channel.Channel;
-import io.netty.channel.ChannelFuture;
-import io.netty.channel.ChannelHandler;
-import io.netty.channel.ChannelHandlerContext;
-import io.netty.channel.EventLoop;
-import io.netty.channel.SimpleChannelInboundHandler;
+import dev.anvil.collective.proto.OpKind;
+import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.time.Duration;
 import java.util.ArrayDeque;
-import java.util.HashMap;
-import java.util.Map;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.RejectedExecutionException;
-import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.LockSupport;
 import java.util.function.Consumer;
 import java.util.function.IntFunction;
 
 /**
- * Runs collectives over an established ring: chunks come from the left neighbour and go to the right one. All state
- * is confined to one event loop (the left connection's), so there are no locks on the data path; reductions run
- * there too, straight from the received bytes into the caller's buffer.
+ * Runs collectives over established data links: {@code channels} rings side by side, each over disjoint parts of
+ * every buffer, each with its own links and its own receiver and sender threads ({@link RingChannel}), so that
+ * reading, reducing and sending proceed in parallel without locks on the data path.
  *
- * <p>Ops are numbered in issue order. A chunk for an op this rank has not issued yet is held and reading from the
- * left neighbour pauses until it is issued, so a fast neighbour cannot make this process buffer without bound.
+ * <p>Collectives are numbered in issue order and complete in that order. A chunk for a collective this rank has not
+ * issued yet makes its receiver stop reading until it is issued: the socket's flow control then holds the sender
+ * back, so a fast neighbour cannot make this process buffer anything.
  *
- * <p>The first failure wins and breaks the engine: it fails every pending op, tells both neighbours and the
- * coordinator which rank was lost, and closes the ring. A watchdog fails the oldest op when it makes no progress
- * for the peer timeout, so no collective waits forever.
+ * <p>The first failure wins and breaks the engine: it fails every pending collective, tells the neighbours (over the
+ * data links) and the coordinator which rank was lost, and closes the links. A watchdog fails the oldest collective
+ * when it makes no progress for the peer timeout, so no collective waits forever.
  */
-public final class RingEngine implements RingOp.Sender {
+public final class RingEngine implements LinkControl {
     private static final System.Logger LOG = System.getLogger(RingEngine.class.getName());
 
     private final int rank;
     private final int ranks;
     private final int sliceBytes;
     private final Duration timeout;
-    private final EventLoop loop;
     private final IntFunction<String> addressOf;
     private final Consumer<Abort> reportToCoordinator;
-    private final ArrayDeque<RingOp> ops = new ArrayDeque<>();
-    private final Map<Long, RingOp> bySeq = new HashMap<>();
-    private final ArrayDeque<Frame> held = new ArrayDeque<>();
-    private Channel left;
-    private Channel right;
+    private final RingChannel[] channels;
+    private final ArrayDeque<Collective> ops = new ArrayDeque<>();
+    private final AtomicInteger drainers = new AtomicInteger();
+    private final Thread watchdog;
     private long nextSeq;
-    private long postedUpTo = -1;
     private volatile CollectiveException failure;
+    private volatile Abort abortToSend;
     private volatile boolean closing;
     private CollectiveException departure;
-    private ScheduledFuture<?> watchdog;
 
     /**
-     * @param loop the event loop that owns this engine and the left connection
+     * @param links per channel, the connection from the left and the one to the right, handshakes done
      * @param addressOf rank to "host:port", for error messages
      * @param reportToCoordinator sends an Abort to the coordinator so ranks outside the broken link hear of it
      */
-    public RingEngine(int rank, int ranks, int sliceBytes, Duration timeout, EventLoop loop,
+    public RingEngine(int rank, int ranks, int sliceBytes, Duration timeout, List<Links> links,
             IntFunction<String> addressOf, Consumer<Abort> reportToCoordinator) {
         this.rank = rank;
         this.ranks = ranks;
         this.sliceBytes = sliceBytes;
         this.timeout = timeout;
-        this.loop = loop;
         this.addressOf = addressOf;
         this.reportToCoordinator = reportToCoordinator;
-    }
-
-    /**
-     * Takes over the connection from the left neighbour once its handshake succeeded; call on the engine's loop, from
-     * the handshake handler being replaced, so no chunk can slip past between the two.
-     */
-    public void attachLeft(Channel channel, ChannelHandler handshake) {
-        left = channel;
-        channel.pipeline().replace(handshake, "ring", new PeerHandler(true));
-        if (failure != null) {
-            closeRing();
+        this.channels = new RingChannel[links.size()];
+        for (int c = 0; c < channels.length; c++) {
+            channels[c] = new RingChannel(this, c, links.get(c).fromLeft().inbound(this, timeout, sliceBytes),
+                    links.get(c).toRight().outbound(this, timeout));
         }
+        this.watchdog = Thread.ofPlatform().daemon().name("anvil-r" + rank + "-watchdog").unstarted(this::watch);
     }
 
-    /** Takes over the connection to the right neighbour once its handshake succeeded; call from its handler. */
-    public void attachRight(Channel channel, ChannelHandler handshake) {
-        channel.pipeline().replace(handshake, "ring", new PeerHandler(false));
-        onLoop(() -> {
-            right = channel;
-            if (failure != null) {
-                closeRing();
-            }
-        });
+    /** One channel's connections. */
+    public record Links(Connection fromLeft, Connection toRight) {
     }
 
-    /** Starts the watchdog; call once both neighbours are attached. */
+    /** Starts the channels' threads and the watchdog. */
     public void start() {
-        long period = Math.max(10, timeout.toMillis() / 8);
-        watchdog = loop.scheduleAtFixedRate(this::watchdog, period, period, TimeUnit.MILLISECONDS);
+        for (RingChannel c : channels) {
+            c.start();
+        }
+        watchdog.start();
+    }
+
+    /** How each channel's data arrives: "tcp", "tls" or "shm". */
+    public List<String> linkKinds() {
+        List<String> kinds = new ArrayList<>();
+        for (RingChannel c : channels) {
+            kinds.add(c.in.describe());
+        }
+        return kinds;
+    }
+
+    /** Which thread serves which link, one line per channel, for the log. */
+    public String threadMap() {
+        StringBuilder map = new StringBuilder();
+        for (RingChannel c : channels) {
+            map.append("\n  ").append(c);
+        }
+        return map.toString();
     }
 
     /** Issues an all-reduce; see {@code Communicator#allReduceAsync}. */
     public CompletableFuture<Void> allReduce(MemorySegment buf, ElementType type, ReduceOp op) {
-        synchronized (this) {
-            return submit(RingOp.allReduce(nextSeq++, buf, type, op, rank, ranks, sliceBytes));
-        }
+        return submit(OpKind.ALL_REDUCE, buf, type, op, -1);
     }
 
     /** Issues a reduce-scatter; see {@code Communicator#reduceScatterAsync}. */
     public CompletableFuture<Void> reduceScatter(MemorySegment buf, ElementType type, ReduceOp op) {
-        synchronized (this) {
-            return submit(RingOp.reduceScatter(nextSeq++, buf, type, op, rank, ranks, sliceBytes));
-        }
+        return submit(OpKind.REDUCE_SCATTER, buf, type, op, -1);
     }
 
     /** Issues an all-gather; see {@code Communicator#allGatherAsync}. */
     public CompletableFuture<Void> allGather(MemorySegment buf, ElementType type) {
-        synchronized (this) {
-            return submit(RingOp.allGather(nextSeq++, buf, type, rank, ranks, sliceBytes));
-        }
+        return submit(OpKind.ALL_GATHER, buf, type, ReduceOp.SUM, -1);
     }
 
     /** Issues a broadcast; see {@code Communicator#broadcastAsync}. */
     public CompletableFuture<Void> broadcast(MemorySegment buf, int root) {
-        synchronized (this) {
-            return submit(RingOp.broadcast(nextSeq++, buf, root, rank, ranks, sliceBytes));
-        }
+        return submit(OpKind.BROADCAST, buf, ElementType.FLOAT32, ReduceOp.SUM, root);
     }
 
-    // Called under the lock so ops reach the loop in issue order.
-    private CompletableFuture<Void> submit(RingOp op) {
+    private synchronized CompletableFuture<Void> submit(OpKind kind, MemorySegment buf, ElementType type,
+            ReduceOp reduce, int root) {
+        Collective c = new Collective(nextSeq++, channels.length, this::drain);
         CollectiveException f = failure;
         if (f != null) {
-            op.future.completeExceptionally(f);
-            return op.future;
+            c.future.completeExceptionally(f);
+            return c.future;
         }
-        try {
-            loop.execute(() -> post(op));
-        } catch (RejectedExecutionException e) {
-            op.future.completeExceptionally(new CollectiveException("the communicator's network threads stopped", e));
+        c.parts = new RingOp[channels.length];
+        for (int i = 0; i < channels.length; i++) {
+            c.parts[i] = new RingOp(c, kind, buf, type, reduce, root, rank, ranks, i, channels.length, sliceBytes);
         }
-        return op.future;
+        ops.add(c);
+        for (int i = 0; i < channels.length; i++) {
+            channels[i].post(c.parts[i]);
+        }
+        return c.future;
+    }
+
+    /** Completes finished collectives strictly in issue order, even when a later one finishes first. */
+    private void drain() {
+        if (drainers.getAndIncrement() != 0) {
+            return;
+        }
+        int missed = 1;
+        do {
+            while (true) {
+                Collective done;
+                CollectiveException gone = null;
+                synchronized (this) {
+                    done = ops.peek();
+                    if (done != null && done.isDone()) {
+                        ops.poll();
+                    } else {
+                        done = null;
+                        if (ops.isEmpty()) {
+                            gone = departure;
+                        }
+                    }
+                }
+                if (done == null) {
+                    if (gone != null) {
+                        fail(gone);
+                    }
+                    break;
+                }
+                done.future.complete(null);
+            }
+            missed = drainers.addAndGet(-missed);
+        } while (missed != 0);
     }
 
     /** Breaks the ring because of {@code cause}; idempotent, callable from any thread. */
     public void fail(CollectiveException cause) {
-        if (loop.inEventLoop()) {
-            failOnLoop(cause);
-        } else {
-            try {
-                loop.execute(() -> failOnLoop(cause));
-            } catch (RejectedExecutionException e) {
-                failure = cause;
+        List<Collective> pending;
+        synchronized (this) {
+            if (failure != null) {
+                return;
             }
+            failure = cause;
+            pending = new ArrayList<>(ops);
+            ops.clear();
+        }
+        if (!closing) {
+            LOG.log(System.Logger.Level.WARNING, "rank {0}: ring broken: {1}", rank, cause.getMessage());
+            Abort abort = Abort.newBuilder()
+                    .setLostRank(cause instanceof PeerLostException p ? p.lostRank() : rank)
+                    .setReason(cause instanceof PeerLostException p ? p.reason() : cause.getMessage())
+                    .build();
+            abortToSend = abort;
+            reportToCoordinator.accept(abort);
+        }
+        for (RingChannel c : channels) {
+            c.wakeup();
+        }
+        LockSupport.unpark(watchdog);
+        for (Collective c : pending) {
+            c.future.completeExceptionally(cause);
         }
     }
 
@@ -175,25 +217,41 @@ public final class RingEngine implements RingOp.Sender {
     /**
      * A neighbour's connection closed, or the coordinator reported a rank gone; callable from any thread. Breaks the
      * ring at once, unless the job is shutting down ({@link #quiesce}) and collectives are pending: a rank leaves
-     * only after its last collective completed, so whatever they still need from it has already arrived or is in
-     * flight. They complete first, then the ring closes; the watchdog still bounds the wait.
+     * only after its last collective completed, so whatever they still need from it has already arrived. They
+     * complete first, then the ring closes; the watchdog still bounds the wait.
      */
     public void peerGone(CollectiveException cause) {
-        onLoop(() -> {
-            if (closing && !ops.isEmpty()) {
+        synchronized (this) {
+            if (closing && !ops.isEmpty() && failure == null) {
                 if (departure == null) {
                     departure = cause;
                 }
-            } else {
-                failOnLoop(cause);
+                return;
             }
-        });
+        }
+        fail(cause);
     }
 
-    /** Closes the ring; pending ops fail and neighbours see this rank as lost. */
+    /** Closes the ring; pending collectives fail and neighbours see this rank as lost. Waits for the threads. */
     public void close() {
         closing = true;
         fail(new CollectiveException("the communicator of rank " + rank + " was closed"));
+        for (RingChannel c : channels) {
+            join(c.receiver);
+            join(c.sender);
+        }
+        join(watchdog);
+    }
+
+    private static void join(Thread t) {
+        if (t.getState() == Thread.State.NEW || t == Thread.currentThread()) {
+            return;
+        }
+        try {
+            t.join(TimeUnit.SECONDS.toMillis(5));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
     }
 
     /** The failure that broke the ring, or null. */
@@ -201,167 +259,65 @@ public final class RingEngine implements RingOp.Sender {
         return failure;
     }
 
-    private void post(RingOp op) {
-        if (failure != null) {
-            op.future.completeExceptionally(failure);
-            return;
-        }
-        ops.add(op);
-        bySeq.put(op.seq, op);
-        postedUpTo = op.seq;
-        op.start(this, System.nanoTime());
-        drainHeld();
-        completeFinished();
-    }
-
     @Override
-    public void send(RingOp op, int step, int slice, MemorySegment region) {
-        ByteBuf header = Frames.encode(right.alloc(),
-                Header.newBuilder().setChunk(op.header(step, slice, region.byteSize())).build());
-        // Zero copy: the slice is written straight from the caller's buffer. The ring's data dependencies
-        // guarantee the right neighbour consumed it before this rank overwrites it.
-        ByteBuf payload = region.byteSize() == 0 ? Unpooled.EMPTY_BUFFER : Unpooled.wrappedBuffer(region.asByteBuffer());
-        op.pendingWrites++;
-        ChannelFuture written = right.writeAndFlush(Unpooled.wrappedBuffer(header, payload));
-        written.addListener(f -> onLoop(() -> {
-            op.pendingWrites--;
-            op.lastProgressNanos = System.nanoTime();
-            if (!f.isSuccess()) {
-                failOnLoop(lost(false, "sending to it failed: " + f.cause()));
+    public boolean stopping() {
+        return failure != null;
+    }
+
+    /** What the links tell their neighbours when they stop: null when closing normally. */
+    Abort abortToSend() {
+        return abortToSend;
+    }
+
+    /** How often an idle link proves itself alive. */
+    long heartbeatNanos() {
+        return Math.max(TimeUnit.MILLISECONDS.toNanos(50), timeout.toNanos() / 4);
+    }
+
+    int rank() {
+        return rank;
+    }
+
+    /** A channel's link stopped with {@code t}: turn it into the failure that names the rank to blame. */
+    void linkFailed(boolean fromLeft, Throwable t) {
+        int neighbour = fromLeft ? leftRank() : rightRank();
+        switch (t) {
+            case LinkException e when e.kind() == LinkException.Kind.STOPPED -> { }
+            case LinkException e when e.kind() == LinkException.Kind.ABORTED ->
+                    fail(new PeerLostException(e.lostRank(), address(e.lostRank()), e.getMessage()));
+            // The neighbour went away (closed, or reset the connection): expected while the job shuts down.
+            case LinkException e when e.kind() == LinkException.Kind.CLOSED ->
+                    peerGone(new PeerLostException(neighbour, address(neighbour), e.getMessage()));
+            case LinkException e -> fail(new PeerLostException(neighbour, address(neighbour), e.getMessage()));
+            case ProtocolException e -> fail(new PeerLostException(neighbour, address(neighbour), e.getMessage()));
+            case CollectiveException e -> fail(new PeerLostException(neighbour, address(neighbour), e.getMessage()));
+            case IOException e -> peerGone(new PeerLostException(neighbour, address(neighbour), e.toString()));
+            default -> fail(new CollectiveException("rank " + rank + ": the ring thread failed: " + t, t));
+        }
+    }
+
+    private void watch() {
+        long period = Math.max(TimeUnit.MILLISECONDS.toNanos(10), timeout.toNanos() / 8);
+        while (failure == null) {
+            LockSupport.parkNanos(period);
+            Collective oldest;
+            synchronized (this) {
+                oldest = ops.peek();
             }
-            completeFinished();
-        }));
-    }
-
-    private void onChunk(Frame frame) {
-        Chunk c = frame.header().getChunk();
-        if (!held.isEmpty() || c.getOpSeq() > postedUpTo) {
-            held.add(frame);
-            left.config().setAutoRead(false);
-            return;
-        }
-        try {
-            op(c).onChunk(c, payloadSegment(frame.payload()), this, who(true), System.nanoTime());
-        } catch (CollectiveException e) {
-            failOnLoop(new PeerLostException(leftRank(), addressOf.apply(leftRank()), e.getMessage()));
-        } finally {
-            frame.payload().release();
-        }
-        completeFinished();
-    }
-
-    private void drainHeld() {
-        while (!held.isEmpty() && held.peek().header().getChunk().getOpSeq() <= postedUpTo && failure == null) {
-            Frame f = held.poll();
-            Chunk c = f.header().getChunk();
-            try {
-                op(c).onChunk(c, payloadSegment(f.payload()), this, who(true), System.nanoTime());
-            } catch (CollectiveException e) {
-                failOnLoop(new PeerLostException(leftRank(), addressOf.apply(leftRank()), e.getMessage()));
-            } finally {
-                f.payload().release();
+            if (oldest == null || failure != null) {
+                continue;
             }
-        }
-        if (held.isEmpty() && left != null && failure == null) {
-            left.config().setAutoRead(true);
-        }
-    }
-
-    private RingOp op(Chunk c) {
-        RingOp op = bySeq.get(c.getOpSeq());
-        if (op == null) {
-            throw new CollectiveException(who(true) + " sent a chunk for collective #" + c.getOpSeq()
-                    + ", which this rank already completed");
-        }
-        return op;
-    }
-
-    private static MemorySegment payloadSegment(ByteBuf payload) {
-        if (payload.nioBufferCount() == 1) {
-            return MemorySegment.ofBuffer(payload.nioBuffer());
-        }
-        byte[] copy = new byte[payload.readableBytes()];
-        payload.getBytes(payload.readerIndex(), copy);
-        return MemorySegment.ofArray(copy);
-    }
-
-    // Futures complete strictly in issue order, even when a later op finishes first.
-    private void completeFinished() {
-        while (!ops.isEmpty() && ops.peek().isDone()) {
-            RingOp op = ops.poll();
-            bySeq.remove(op.seq);
-            op.future.complete(null);
-        }
-        if (departure != null && ops.isEmpty()) {
-            failOnLoop(departure);
-        }
-    }
-
-    private void watchdog() {
-        RingOp oldest = ops.peek();
-        if (failure != null || oldest == null) {
-            return;
-        }
-        long idle = System.nanoTime() - oldest.lastProgressNanos;
-        if (idle > timeout.toNanos()) {
-            failOnLoop(new PeerLostException(leftRank(), addressOf.apply(leftRank()), oldest.describe()
-                    + " made no progress for " + TimeUnit.NANOSECONDS.toMillis(idle) + " ms waiting for rank "
-                    + leftRank() + " (left neighbour); a rank hung, died, or did not issue the same collective"));
-        }
-    }
-
-    private void failOnLoop(CollectiveException cause) {
-        if (failure != null) {
-            return;
-        }
-        failure = cause;
-        if (watchdog != null) {
-            watchdog.cancel(false);
-        }
-        if (!closing) {
-            LOG.log(System.Logger.Level.WARNING, "rank {0}: ring broken: {1}", rank, cause.getMessage());
-            Abort abort = Abort.newBuilder()
-                    .setLostRank(cause instanceof PeerLostException p ? p.lostRank() : rank)
-                    .setReason(cause instanceof PeerLostException p ? p.reason() : cause.getMessage())
-                    .build();
-            reportToCoordinator.accept(abort);
-            Header header = Header.newBuilder().setAbort(abort).build();
-            for (Channel ch : new Channel[] {left, right}) {
-                if (ch != null && ch.isActive()) {
-                    ch.writeAndFlush(Frames.encode(ch.alloc(), header));
-                }
-            }
-        }
-        for (RingOp op : ops) {
-            op.future.completeExceptionally(cause);
-        }
-        ops.clear();
-        bySeq.clear();
-        held.forEach(f -> f.payload().release());
-        held.clear();
-        closeRing();
-    }
-
-    private void closeRing() {
-        // Close after the Abort frames were flushed, so neighbours learn the lost rank rather than just "closed".
-        for (Channel ch : new Channel[] {left, right}) {
-            if (ch != null) {
-                ch.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(f -> ch.close());
+            long idle = System.nanoTime() - oldest.lastProgressNanos();
+            if (idle > timeout.toNanos()) {
+                fail(new PeerLostException(leftRank(), address(leftRank()), oldest.describe()
+                        + " made no progress for " + TimeUnit.NANOSECONDS.toMillis(idle) + " ms waiting for rank "
+                        + leftRank() + " (left neighbour); a rank hung, died, or did not issue the same collective"));
             }
         }
     }
 
-    private void onLoop(Runnable task) {
-        if (loop.inEventLoop()) {
-            task.run();
-        } else {
-            try {
-                loop.execute(task);
-            } catch (RejectedExecutionException e) {
-                // The network threads are stopping, after close(): this rank has nothing left to fail or report.
-                // (Its other event loop may still close a channel and tell us so.)
-            }
-        }
+    private String address(int r) {
+        return r >= 0 && r < ranks ? addressOf.apply(r) : "unknown";
     }
 
     private int leftRank() {
@@ -372,79 +328,13 @@ public final class RingEngine implements RingOp.Sender {
         return Math.floorMod(rank + 1, ranks);
     }
 
-    private String who(boolean fromLeft) {
-        int r = fromLeft ? leftRank() : rightRank();
-        return "rank " + r + " (" + addressOf.apply(r) + ")";
+    /** "rank N (host:port)" of the left neighbour. */
+    String leftName() {
+        return "rank " + leftRank() + " (" + address(leftRank()) + ")";
     }
 
-    private PeerLostException lost(boolean isLeft, String reason) {
-        int r = isLeft ? leftRank() : rightRank();
-        return new PeerLostException(r, addressOf.apply(r), reason);
-    }
-
-    /** Inbound side of a neighbour connection after its handshake. */
-    private final class PeerHandler extends SimpleChannelInboundHandler<Frame> {
-        private final boolean isLeft;
-
-        PeerHandler(boolean isLeft) {
-            super(false);
-            this.isLeft = isLeft;
-        }
-
-        @Override
-        protected void channelRead0(ChannelHandlerContext ctx, Frame frame) {
-            onLoop(() -> handle(frame));
-        }
-
-        private void handle(Frame frame) {
-            Header h = frame.header();
-            switch (h.getBodyCase()) {
-                case CHUNK -> {
-                    if (isLeft && failure == null) {
-                        onChunk(frame);
-                    } else {
-                        frame.payload().release();
-                    }
-                }
-                case ABORT -> {
-                    int lostRank = h.getAbort().getLostRank();
-                    String address = lostRank >= 0 && lostRank < ranks ? addressOf.apply(lostRank) : "unknown";
-                    failOnLoop(new PeerLostException(lostRank, address, h.getAbort().getReason()));
-                }
-                default -> failOnLoop(lost(isLeft, "sent unexpected " + h.getBodyCase() + " on the ring"));
-            }
-        }
-
-        @Override
-        public void userEventTriggered(ChannelHandlerContext ctx, Object evt) throws Exception {
-            if (evt instanceof Heartbeats.PeerSilent silent) {
-                onLoop(() -> {
-                    // While reading is paused on purpose the peer's heartbeats cannot arrive; its data proves it alive.
-                    if (!(isLeft && !held.isEmpty())) {
-                        failOnLoop(lost(isLeft, "sent nothing, not even a heartbeat, for "
-                                + silent.silence().toMillis() + " ms (hung or frozen?)"));
-                    }
-                });
-                return;
-            }
-            super.userEventTriggered(ctx, evt);
-        }
-
-        @Override
-        public void channelInactive(ChannelHandlerContext ctx) {
-            peerGone(lost(isLeft, "connection closed (process died or closed its communicator)"));
-        }
-
-        @Override
-        public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
-            String why = cause.getCause() != null && cause instanceof io.netty.handler.codec.DecoderException
-                    ? cause.getCause().getMessage() : cause.toString();
-            if (cause instanceof java.io.IOException) {
-                peerGone(lost(isLeft, why)); // a reset connection: the peer went away, like channelInactive
-            } else {
-                onLoop(() -> failOnLoop(lost(isLeft, why)));
-            }
-            ctx.close();
-        }
+    /** "rank N (host:port)" of the right neighbour. */
+    String rightName() {
+        return "rank " + rightRank() + " (" + address(rightRank()) + ")";
     }
 }

@@ -6,6 +6,9 @@ import io.netty.channel.Channel;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.nio.channels.SocketChannel;
 import java.time.Duration;
 import java.time.Instant;
 
@@ -21,23 +24,21 @@ public final class Connector {
     private Connector() {
     }
 
+    /** One connection attempt that may take up to {@code millis}. */
+    private interface Attempt<T> {
+        T run(long millis) throws Exception;
+    }
+
     /**
+     * A Netty channel.
+     *
      * @param what who is being reached, for the error message ("the coordinator", "rank 3")
      * @return the connected channel, with {@code initializer}'s handlers installed
      * @throws CollectiveException when the deadline passes first
      */
     public static Channel connect(Transport transport, String host, int port, ChannelInitializer<Channel> initializer,
             Instant deadline, String what) {
-        long backoff = FIRST_BACKOFF_MILLIS;
-        Throwable last = null;
-        while (true) {
-            long remaining = Duration.between(Instant.now(), deadline).toMillis();
-            if (remaining <= 0) {
-                throw new CollectiveException("could not connect to " + what + " at " + host + ":" + port
-                        + " before the deadline: " + (last == null ? "no attempt finished" : last.toString())
-                        + "; check that the process is running and the address is reachable", last);
-            }
-            long attempt = Math.min(remaining, MAX_ATTEMPT_MILLIS);
+        return retry(host, port, deadline, what, attempt -> {
             ChannelFuture f = new Bootstrap()
                     .group(transport.group())
                     .channel(transport.socketChannel())
@@ -48,11 +49,48 @@ public final class Connector {
             if (!f.awaitUninterruptibly(attempt + 1_000)) {
                 f.cancel(false);
                 f.channel().close();
-                last = new CollectiveException("connect attempt timed out");
-            } else if (f.isSuccess()) {
-                return f.channel();
-            } else {
-                last = f.cause();
+                throw new CollectiveException("connect attempt timed out");
+            }
+            if (!f.isSuccess()) {
+                throw f.cause() instanceof Exception e ? e : new CollectiveException(f.cause().toString(), f.cause());
+            }
+            return f.channel();
+        });
+    }
+
+    /**
+     * A blocking JDK socket, for the ring's data links.
+     *
+     * @param what who is being reached, for the error message ("rank 3")
+     * @throws CollectiveException when the deadline passes first
+     */
+    public static SocketChannel connect(String host, int port, Instant deadline, String what) {
+        return retry(host, port, deadline, what, attempt -> {
+            SocketChannel socket = SocketChannel.open();
+            try {
+                socket.socket().connect(new InetSocketAddress(host, port), (int) attempt);
+                return socket;
+            } catch (IOException e) {
+                socket.close();
+                throw e;
+            }
+        });
+    }
+
+    private static <T> T retry(String host, int port, Instant deadline, String what, Attempt<T> attempt) {
+        long backoff = FIRST_BACKOFF_MILLIS;
+        Throwable last = null;
+        while (true) {
+            long remaining = Duration.between(Instant.now(), deadline).toMillis();
+            if (remaining <= 0) {
+                throw new CollectiveException("could not connect to " + what + " at " + host + ":" + port
+                        + " before the deadline: " + (last == null ? "no attempt finished" : last.toString())
+                        + "; check that the process is running and the address is reachable", last);
+            }
+            try {
+                return attempt.run(Math.min(remaining, MAX_ATTEMPT_MILLIS));
+            } catch (Exception e) {
+                last = e;
             }
             sleep(Math.min(backoff, Math.max(0, Duration.between(Instant.now(), deadline).toMillis())));
             backoff = Math.min(MAX_BACKOFF_MILLIS, backoff * 2);

@@ -38,8 +38,7 @@ public final class Heartbeats extends ChannelDuplexHandler {
 
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
-        if (msg instanceof Frame f && f.header().getBodyCase() == Header.BodyCase.HEARTBEAT) {
-            f.payload().release();
+        if (msg instanceof Header h && h.getBodyCase() == Header.BodyCase.HEARTBEAT) {
             return;
         }
         ctx.fireChannelRead(msg);

@@ -15,9 +15,9 @@ import io.netty.channel.socket.nio.NioSocketChannel;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Network threads and socket flavour: native epoll when its library loads (Linux x86_64 with the optional
- * {@code netty-transport-native-epoll} jar), NIO otherwise. One transport may serve several communicators, e.g. all
- * ranks of a {@code LocalCluster}.
+ * Netty threads and socket flavour for the control plane (rendezvous, coordinator, aborts): native epoll when its
+ * library loads (Linux x86_64), NIO otherwise. One transport may serve several communicators, e.g. all ranks of a
+ * {@code LocalCluster}. The ring's data links have threads of their own.
  */
 public final class Transport implements AutoCloseable {
     private final EventLoopGroup group;
@@ -30,7 +30,7 @@ public final class Transport implements AutoCloseable {
     }
 
     /**
-     * @param threads event-loop threads; reductions run on them, so one or two per communicator is plenty
+     * @param threads event-loop threads; control traffic is light, so one is plenty
      */
     public static Transport create(int threads) {
         return new Transport(threads, Epoll.isAvailable());

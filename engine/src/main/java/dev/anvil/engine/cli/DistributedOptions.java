@@ -6,6 +6,7 @@ import dev.anvil.collective.NettyCommunicator;
 import dev.anvil.collective.auth.JobToken;
 import dev.anvil.collective.rendezvous.RendezvousConfig;
 import dev.anvil.collective.tls.TlsConfig;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
@@ -33,6 +34,9 @@ public final class DistributedOptions {
     @Option(names = "--comm-timeout", defaultValue = "60", paramLabel = "SECONDS",
             description = "Stop with an error naming the lost rank when a peer is silent this long (default: ${DEFAULT-VALUE})")
     int commTimeout;
+
+    @Mixin
+    CommOptions comm;
 
     @Option(names = "--tls-ca", paramLabel = "PEM", description = "CA certificate: turns on mutual TLS between ranks")
     Path tlsCa;
@@ -73,7 +77,7 @@ public final class DistributedOptions {
         if (commTimeout <= 0) {
             throw new IllegalArgumentException("--comm-timeout must be positive, got " + commTimeout);
         }
-        CommunicatorOptions options = CommunicatorOptions.defaults(JobToken.fromEnvironment(env))
+        CommunicatorOptions options = comm.apply(CommunicatorOptions.defaults(JobToken.fromEnvironment(env)))
                 .withFingerprint(fingerprint)
                 .withTimeouts(Duration.ofSeconds(commTimeout), CommunicatorOptions.DEFAULT_RENDEZVOUS_TIMEOUT);
         if (tlsCa != null || tlsCert != null || tlsKey != null) {

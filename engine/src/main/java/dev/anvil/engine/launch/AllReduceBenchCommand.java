@@ -8,7 +8,9 @@ import dev.anvil.collective.NettyCommunicator;
 import dev.anvil.collective.ReduceOp;
 import dev.anvil.collective.auth.JobToken;
 import dev.anvil.collective.rendezvous.RendezvousConfig;
+import dev.anvil.engine.cli.CommOptions;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.io.PrintStream;
@@ -23,9 +25,12 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
 
 /**
- * {@code anvil allreduce-bench}: times the ring all-reduce for a few sizes up to {@code --size} and
- * prints the bandwidths as nccl-tests defines them: algbw = size / time, busbw = algbw · 2(R−1)/R
- * (what each link carries, comparable across rank counts).
+ * {@code anvil allreduce-bench}: times the ring all-reduce for sizes from {@code --min-size} to
+ * {@code --size} by factors of 4 and prints the bandwidths as nccl-tests defines them: algbw = size /
+ * time, busbw = algbw · 2(R−1)/R (what each link carries, comparable across rank counts). Each size
+ * is warmed up until the JVM has compiled the hot loops (at least {@code --warmup} iterations and
+ * {@code --warmup-seconds}), so the table shows the steady state a training run sees after its first
+ * steps.
  *
  * <p>With {@code --world-size R} it runs R ranks as communicators in this one process (threads),
  * over real loopback TCP. Without it, started under torchrun, Slurm or {@code anvil launch} (RANK
@@ -39,20 +44,26 @@ import java.util.concurrent.CompletableFuture;
                         + " anvil launch --nproc-per-node 2 -- allreduce-bench"})
 public final class AllReduceBenchCommand implements Callable<Integer> {
 
-    /** Sizes measured: --size and smaller ones by factors of 4, smallest first. */
-    private static final int SIZES = 5;
-
     @Option(names = "--world-size", paramLabel = "R", description = "Run R ranks in this process; without it, be one rank of a job started by torchrun, srun or anvil launch")
     Integer worldSize;
 
     @Option(names = "--size", defaultValue = "64MB", description = "Largest buffer, e.g. 4KB, 64MB, 1GB (default: ${DEFAULT-VALUE})")
     String size;
 
+    @Option(names = "--min-size", description = "Smallest buffer; sizes grow by factors of 4 (default: --size / 256)")
+    String minSize;
+
     @Option(names = "--iters", defaultValue = "20", description = "Timed all-reduces per size (default: ${DEFAULT-VALUE})")
     int iters;
 
-    @Option(names = "--warmup", defaultValue = "5", description = "Untimed all-reduces before them (default: ${DEFAULT-VALUE})")
+    @Option(names = "--warmup", defaultValue = "5", description = "Untimed all-reduces before them, repeated until --warmup-seconds passed (default: ${DEFAULT-VALUE})")
     int warmup;
+
+    @Option(names = "--warmup-seconds", defaultValue = "1", description = "Least warm-up time per size, for the JIT compiler (default: ${DEFAULT-VALUE})")
+    double warmupSeconds;
+
+    @Mixin
+    CommOptions comm;
 
     @Option(names = "--dtype", defaultValue = "fp32", description = "fp32 or bf16 (default: ${DEFAULT-VALUE})")
     String dtype;
@@ -76,6 +87,11 @@ public final class AllReduceBenchCommand implements Callable<Integer> {
         /** The mean of {@code seconds} over all ranks of the job. */
         double mean(double seconds);
 
+        /** Whether {@code mine} holds on any rank of the job. */
+        default boolean any(boolean mine) {
+            return mean(mine ? 1 : 0) > 0;
+        }
+
         /** Ends the job normally, so no rank reports the others leaving as lost (see {@code Communicator#finish}). */
         default void finish() {
         }
@@ -92,8 +108,9 @@ public final class AllReduceBenchCommand implements Callable<Integer> {
             default -> throw new IllegalArgumentException("--dtype must be fp32 or bf16, got '" + dtype + "'");
         };
         long largest = ByteSize.parse(size);
-        if (iters < 1 || warmup < 0) {
-            throw new IllegalArgumentException("--iters must be at least 1 and --warmup at least 0");
+        long smallest = minSize == null ? largest / 256 : ByteSize.parse(minSize);
+        if (iters < 1 || warmup < 0 || warmupSeconds < 0) {
+            throw new IllegalArgumentException("--iters must be at least 1, --warmup and --warmup-seconds at least 0");
         }
         boolean local = worldSize != null;
         try (Ranks ranks = local ? localRanks() : jobRank(System.getenv())) {
@@ -105,19 +122,26 @@ public final class AllReduceBenchCommand implements Callable<Integer> {
             }
             PrintStream out = System.out;
             if (ranks.leader()) {
-                out.printf(Locale.ROOT, "anvil allreduce-bench: %d ranks (%s), %s sum, %d iterations after %d warmup%n",
-                        r, local ? "in this process, loopback TCP" : "one per process", dtype, iters, warmup);
+                out.printf(Locale.ROOT, "anvil allreduce-bench: %d ranks (%s, --transport %s), %s sum, %d iterations"
+                        + " after %d warmup, repeated for at least %.1f s%n", r, local ? "in this process"
+                        : "one per process", comm.transport(), dtype, iters, warmup, warmup > 0 ? warmupSeconds : 0);
                 out.printf(Locale.ROOT, "%10s %12s %11s %13s %13s%n", "size", "elements", "time (ms)", "algbw (GB/s)",
                         "busbw (GB/s)");
             }
-            for (long bytes : sizes(largest, minimum, type.byteSize())) {
+            for (long bytes : sizes(largest, Math.max(smallest, minimum), type.byteSize())) {
                 List<MemorySegment> buffers = ranks.allocate(bytes);
                 check(ranks, buffers, type);
                 for (MemorySegment b : buffers) {
                     b.fill((byte) 0); // zeros stay zeros: no overflow to infinity over the iterations
                 }
-                for (int i = 0; i < warmup; i++) {
-                    ranks.allReduce(buffers, type);
+                long warmStart = System.nanoTime();
+                while (warmup > 0) {
+                    for (int i = 0; i < warmup; i++) {
+                        ranks.allReduce(buffers, type);
+                    }
+                    if (!ranks.any((System.nanoTime() - warmStart) / 1e9 < warmupSeconds)) {
+                        break;
+                    }
                 }
                 long start = System.nanoTime();
                 for (int i = 0; i < iters; i++) {
@@ -136,10 +160,10 @@ public final class AllReduceBenchCommand implements Callable<Integer> {
         return 0;
     }
 
-    /** {@code largest} and up to {@link #SIZES}−1 smaller sizes, by factors of 4, whole elements, ascending. */
-    static List<Long> sizes(long largest, long minimum, int elementBytes) {
+    /** {@code largest} and smaller sizes by factors of 4 down to {@code smallest}, whole elements, ascending. */
+    static List<Long> sizes(long largest, long smallest, int elementBytes) {
         List<Long> sizes = new ArrayList<>();
-        for (long s = largest; sizes.size() < SIZES && s >= minimum; s /= 4) {
+        for (long s = largest; s >= smallest; s /= 4) {
             sizes.addFirst(s / elementBytes * elementBytes);
         }
         return sizes;
@@ -182,7 +206,7 @@ public final class AllReduceBenchCommand implements Callable<Integer> {
         if (worldSize < 2) {
             throw new IllegalArgumentException("--world-size must be at least 2, got " + worldSize);
         }
-        return new LocalRanks(LocalCluster.start(worldSize));
+        return new LocalRanks(LocalCluster.start(worldSize, comm.apply(CommunicatorOptions.defaults(JobToken.random()))));
     }
 
     private Ranks jobRank(Map<String, String> env) {
@@ -190,8 +214,8 @@ public final class AllReduceBenchCommand implements Callable<Integer> {
             throw new IllegalArgumentException("give --world-size R to run R ranks in this process, or run one process"
                     + " per rank under torchrun, srun or anvil launch");
         }
-        CommunicatorOptions options = CommunicatorOptions.defaults(JobToken.fromEnvironment(env))
-                .withFingerprint("allreduce-bench " + size + " " + dtype + " " + iters + " " + warmup);
+        CommunicatorOptions options = comm.apply(CommunicatorOptions.defaults(JobToken.fromEnvironment(env)))
+                .withFingerprint("allreduce-bench " + size + " " + minSize + " " + dtype + " " + iters + " " + warmup);
         return new JobRank(NettyCommunicator.connect(RendezvousConfig.fromEnvironment(env), options));
     }
 

@@ -18,11 +18,13 @@ import java.util.concurrent.CompletableFuture;
  * the earlier layers (as PyTorch DDP does). Buckets are contiguous slices of the one gradient
  * buffer, filled from its end to its start in backward order.
  *
- * <p>Where the backend keeps gradients in host memory the all-reduce works on them in place;
- * otherwise each bucket is copied into page-locked host staging ({@link Backend#downloadAsync}: on a
- * GPU, a copy stream ordered by an event, so the backward pass is never waited for) and its
- * all-reduce starts once the copy has landed; the results are uploaded back at the end. All
- * collective calls are made from the training thread, in bucket order, as every rank must.
+ * <p>Where the backend keeps gradients in native host memory the all-reduce works on them in place;
+ * otherwise (a GPU, or the CPU backend's Java arrays, which sockets and the Vector API cannot
+ * address) each bucket is copied into host staging allocated once for the whole gradient
+ * ({@link Backend#downloadAsync}: on a GPU, page-locked and on a copy stream ordered by an event, so
+ * the backward pass is never waited for), so nothing is allocated per step; its all-reduce starts
+ * once the copy has landed, and the results are uploaded back at the end. All collective calls are
+ * made from the training thread, in bucket order, as every rank must.
  * FP32 gradients are reduced as FLOAT32, BF16 gradients as BFLOAT16 (half the bytes on the wire;
  * the collective sums each reduction in fp32 and rounds the result to bf16).
  */
@@ -75,7 +77,7 @@ public final class GradientSync implements GradientReduction, AutoCloseable {
         this.backend = backend;
         this.grads = grads;
         this.bucketElements = bucketBytes / elementBytes;
-        this.hostGrads = backend.hostView(grads);
+        this.hostGrads = backend.hostView(grads).filter(MemorySegment::isNative);
         this.staging = hostGrads.isPresent() ? null : backend.allocateHost(grads.length() * elementBytes);
         begin();
     }

@@ -22,10 +22,10 @@ class AllReduceBenchTest {
     @Test
     void twoRanksPrintTimeAlgbwAndBusbwForFiveSizesUpToTheGivenOne() {
         Cli.Run run = Cli.run("allreduce-bench", "--world-size", "2", "--size", "256KB", "--iters", "3",
-                "--warmup", "1");
+                "--warmup", "1", "--warmup-seconds", "0", "--transport", "tcp");
         assertEquals(0, run.exit(), run.transcript());
-        assertTrue(run.out().contains("2 ranks (in this process, loopback TCP), fp32 sum, 3 iterations after 1 warmup"),
-                run.transcript());
+        assertTrue(run.out().contains("2 ranks (in this process, --transport tcp), fp32 sum, 3 iterations after 1"
+                + " warmup"), run.transcript());
         assertTrue(run.out().contains("time (ms)  algbw (GB/s)  busbw (GB/s)"), run.transcript());
         Matcher row = ROW.matcher(run.out());
         List<String> sizes = new ArrayList<>();
@@ -46,7 +46,7 @@ class AllReduceBenchTest {
         Cli.Run run = Cli.run("allreduce-bench", "--world-size", "3", "--size", "12KB", "--dtype", "bf16",
                 "--iters", "2", "--warmup", "0");
         assertEquals(0, run.exit(), run.transcript());
-        assertTrue(run.out().contains("3 ranks (in this process, loopback TCP), bf16 sum"), run.transcript());
+        assertTrue(run.out().contains("3 ranks (in this process, --transport auto), bf16 sum"), run.transcript());
         assertTrue(run.out().matches("(?s).* +12KB +6144 .*"), run.transcript());
     }
 

@@ -1,7 +1,10 @@
 package dev.anvil.engine.parallel;
 
 import dev.anvil.collective.Communicator;
+import dev.anvil.collective.CommunicatorOptions;
+import dev.anvil.collective.DataTransport;
 import dev.anvil.collective.LocalCluster;
+import dev.anvil.collective.auth.JobToken;
 import dev.anvil.engine.data.DataLoader;
 import dev.anvil.engine.data.TokenSource;
 import dev.anvil.engine.model.GptConfig;
@@ -15,6 +18,7 @@ import dev.anvil.kernels.DType;
 import dev.anvil.kernels.cpu.CpuBackend;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 import java.util.ArrayList;
@@ -101,13 +105,14 @@ class DataParallelEquivalenceTest {
     }
 
     /**
-     * Trains {@code ranks} ranks of batch B together, {@code accum} micro-batches per step, clipping off; checks
-     * that they agree exactly and returns rank 0's run.
+     * Trains {@code ranks} ranks of batch B together, {@code accum} micro-batches per step, clipping off, over
+     * {@code transport}; checks that they agree exactly and returns rank 0's run.
      */
-    private static Run ranks(int ranks, int accum, DType dtype) throws Exception {
+    private static Run ranks(int ranks, int accum, DType dtype, DataTransport transport) throws Exception {
         List<Run> results = new ArrayList<>();
         ExecutorService pool = Executors.newFixedThreadPool(ranks);
-        try (LocalCluster cluster = LocalCluster.start(ranks)) {
+        try (LocalCluster cluster = LocalCluster.start(ranks,
+                CommunicatorOptions.defaults(JobToken.random()).withDataTransport(transport))) {
             List<Future<Run>> futures = new ArrayList<>();
             for (int r = 0; r < ranks; r++) {
                 int rank = r;
@@ -137,7 +142,7 @@ class DataParallelEquivalenceTest {
     @Test
     void bf16RanksAgreeExactlyAndNearlyMatchOneRank() throws Exception {
         float[] single = single(2 * B, 1, DType.BF16).weights();
-        float[] parallel = ranks(2, 1, DType.BF16).weights();
+        float[] parallel = ranks(2, 1, DType.BF16, DataTransport.AUTO).weights();
         double diffSq = 0, normSq = 0;
         for (int i = 0; i < single.length; i++) {
             double diff = parallel[i] - single[i];
@@ -148,11 +153,13 @@ class DataParallelEquivalenceTest {
                 + Math.sqrt(diffSq / normSq) + " exceeds 3e-3");
     }
 
-    @ParameterizedTest(name = "{0} ranks")
-    @ValueSource(ints = {2, 4})
-    void ranksWithBatchBTrainStepByStepLikeOneRankWithBatchRTimesB(int ranks) throws Exception {
+    /** Over TCP and over shared memory alike: the transports move the same bits (see ChannelsTest). */
+    @ParameterizedTest(name = "{0} ranks over {1}")
+    @CsvSource({"2, TCP", "2, SHM", "4, TCP", "4, SHM"})
+    void ranksWithBatchBTrainStepByStepLikeOneRankWithBatchRTimesB(int ranks, DataTransport transport)
+            throws Exception {
         Run single = single(ranks * B, 1, DType.FP32);
-        Run parallel = ranks(ranks, 1, DType.FP32);
+        Run parallel = ranks(ranks, 1, DType.FP32, transport);
         assertSameSteps(single, parallel);
         assertSameWeights(single.weights(), parallel.weights());
     }
@@ -162,7 +169,7 @@ class DataParallelEquivalenceTest {
     @ValueSource(ints = {1, 2})
     void twoAccumulatedMicroBatchesTrainLikeOneBatchTwiceAsBig(int ranks) throws Exception {
         Run big = single(2 * ranks * B, 1, DType.FP32);
-        Run accumulated = ranks == 1 ? single(B, 2, DType.FP32) : ranks(ranks, 2, DType.FP32);
+        Run accumulated = ranks == 1 ? single(B, 2, DType.FP32) : ranks(ranks, 2, DType.FP32, DataTransport.AUTO);
         assertSameSteps(big, accumulated);
         assertSameWeights(big.weights(), accumulated.weights());
     }
