@@ -8,7 +8,9 @@ import jdk.incubator.vector.VectorSpecies;
  * Fused softmax + cross-entropy: per-row loss, then (when training) the gradient written over the
  * logits in place, so the full-vocabulary probabilities are never stored beside the logits.
  *
- * <p>Each row makes three passes (max, sum of exponentials, gradient). With the Vector API the
+ * <p>Each row makes three passes (max; sum of exponentials, each kept in place of its logit when
+ * training; gradient, a scaling of those). A row of the vocabulary fits in L2, so only the first
+ * pass waits on memory, and each logit costs one exponential. With the Vector API the
  * leading whole vectors of a row go through {@link Lanes}; the scalar loops finish the row, or do
  * all of it without the Vector API. Exponentials come from {@link FloatMath} and its lane-wise
  * twin, so results do not depend on the JIT.
@@ -45,19 +47,26 @@ final class CpuCrossEntropy {
                 for (int i = bulk; i < v; i++) {
                     max = Math.max(max, z[zo + i]);
                 }
-                double sum = bulk > 0 ? Lanes.sumExp(z, zo, bulk, max) : 0.0;
+                float zt = z[zo + target];
+                // Training keeps each exp(z - max) in place of its logit, so the gradient is a scaling.
+                boolean keep = gradScale != 0f;
+                double sum = bulk > 0 ? Lanes.sumExp(z, zo, bulk, max, keep) : 0.0;
                 for (int i = bulk; i < v; i++) {
-                    sum += FloatMath.exp(z[zo + i] - max);
+                    float e = FloatMath.exp(z[zo + i] - max);
+                    if (keep) {
+                        z[zo + i] = e;
+                    }
+                    sum += e;
                 }
                 double lse = max + Math.log(sum);
-                loss[losses.offset + r] = (float) (lse - z[zo + target]);
-                if (gradScale != 0f) {
+                loss[losses.offset + r] = (float) (lse - zt);
+                if (keep) {
                     float scale = (float) (gradScale / sum);
                     if (bulk > 0) {
-                        Lanes.expScale(z, zo, bulk, max, scale);
+                        Lanes.scale(z, zo, bulk, scale);
                     }
                     for (int i = bulk; i < v; i++) {
-                        z[zo + i] = FloatMath.exp(z[zo + i] - max) * scale;
+                        z[zo + i] *= scale;
                     }
                     z[zo + target] -= gradScale;
                     java.util.Arrays.fill(z, zo + v, zo + vp, 0f);
@@ -85,25 +94,29 @@ final class CpuCrossEntropy {
             return acc.reduceLanes(VectorOperators.MAX);
         }
 
-        static double sumExp(float[] z, int off, int len, float max) {
+        /** {@code Σ exp(z - max)}; with {@code keep}, each {@code exp(z - max)} is stored over its {@code z}. */
+        static double sumExp(float[] z, int off, int len, float max, boolean keep) {
             FloatVector m = FloatVector.broadcast(S, max);
             double sum = 0.0;
             for (int block = 0; block < len; block += BLOCK) {
                 int end = Math.min(len, block + BLOCK);
                 FloatVector acc = FloatVector.zero(S);
                 for (int i = block; i < end; i += S.length()) {
-                    acc = acc.add(VectorMath.exp(FloatVector.fromArray(S, z, off + i).sub(m)));
+                    FloatVector e = VectorMath.exp(FloatVector.fromArray(S, z, off + i).sub(m));
+                    if (keep) {
+                        e.intoArray(z, off + i);
+                    }
+                    acc = acc.add(e);
                 }
                 sum += VectorMath.sum(acc);
             }
             return sum;
         }
 
-        /** {@code z = exp(z - max) · scale}. */
-        static void expScale(float[] z, int off, int len, float max, float scale) {
-            FloatVector m = FloatVector.broadcast(S, max);
+        /** {@code z = z · scale}. */
+        static void scale(float[] z, int off, int len, float scale) {
             for (int i = 0; i < len; i += S.length()) {
-                VectorMath.exp(FloatVector.fromArray(S, z, off + i).sub(m)).mul(scale).intoArray(z, off + i);
+                FloatVector.fromArray(S, z, off + i).mul(scale).intoArray(z, off + i);
             }
         }
     }
