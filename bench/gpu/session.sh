@@ -8,6 +8,9 @@
 #                                        CPU vs CUDA losses, gpt-1.3b bf16 bench-train  (~4 min)
 #   bash bench/gpu/session.sh call2      baselines: PyTorch gpt-1.3b, gpt2-124m in Anvil and
 #                                        PyTorch, then memcheck on 2 tiny steps if time remains (~4 min)
+#   bash bench/gpu/session.sh call3      the speed issue's (13) figures, only after calls 1 and 2 and if
+#                                        the window has 3 minutes left: attention TFLOPS (tensor cores,
+#                                        FMA, PyTorch SDPA), the per-op profile of a gpt-1.3b step (~2.5 min)
 #   bash bench/gpu/session.sh probe      the environment probe alone (15 s at most)
 #   bash bench/gpu/session.sh selftest   both calls' plumbing on this machine's CPU (tiny model)
 #
@@ -32,11 +35,11 @@ set -u
 set -o pipefail
 
 usage() {
-  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 [ $# -eq 1 ] || usage
-case "$1" in call1|call2|probe|selftest) ;; *) usage ;; esac
+case "$1" in call1|call2|call3|probe|selftest) ;; *) usage ;; esac
 what=$1
 
 # test_report LOG: from anvil-test's --details=flat output, one line per required class (PASS, FAIL
@@ -77,7 +80,7 @@ test_report() {
         else if (outcome[id] == "SKIP") skip[c]++
         else { bad[c]++; if (firstfail == "") firstfail = id }
       }
-      split("CudaBackendConformanceTest CudaBackendConformanceTest$Bf16 CudaBackendTest CublasLtDescriptorTest FatbinTest", req, " ")
+      split("CudaBackendConformanceTest CudaBackendConformanceTest$Bf16 CudaBackendConformanceTest$Bf16FmaAttention CudaBackendTest TensorCoreAttentionTest CublasLtDescriptorTest FatbinTest", req, " ")
       for (r = 1; r in req; r++) {
         c = req[r]
         s = bad[c] ? "FAIL" : (ok[c] && !skip[c] ? "PASS" : "SKIP")
@@ -98,9 +101,9 @@ mkdir -p "$scratch"
 if [ "$what" = selftest ]; then
   # Both calls as on the GPU machine, each with its own OUT, on the CPU with the tiny model: every
   # step's plumbing runs (the CUDA steps fail or skip, saying why); then each call's files are checked.
-  rm -rf "$OUT/call1" "$OUT/call2"
+  rm -rf "$OUT/call1" "$OUT/call2" "$OUT/call3"
   status=0
-  for call in call1 call2; do
+  for call in call1 call2 call3; do
     OUT="$OUT/$call" ANVIL_GPU_WORK="$scratch/selftest" SESSION_BUDGET="${SESSION_BUDGET:-400}" DRY=1 \
       bash "$0" "$call" > "$scratch/selftest-$call.out" 2>&1
     n=$(find "$OUT/$call" -type f | wc -l)
@@ -122,19 +125,22 @@ if [ "$what" = selftest ]; then
   done
   # The steps whose plumbing must work without a GPU.
   for want in "call1 b-tiny-cpu PASS" "call1 b-tiny-candidate PASS" "call1 b-tiny-compare PASS" \
-              "call1 d-anvil-tiny PASS" "call2 d-anvil-tiny PASS" "call1 a-cuda-tests SKIP" "call1 z-heap FAIL"; do
+              "call1 d-anvil-tiny PASS" "call2 d-anvil-tiny PASS" "call1 a-cuda-tests SKIP" "call1 z-heap FAIL" \
+              "call3 g-attention-tc PASS" "call3 g-attention-fma PASS" "call3 h-profile PASS"; do
     set -- $want
     grep -q "^$2 .* $3 " "$OUT/$1/summary.txt" || { echo "selftest: $1 has no '$2 ... $3' line"; status=1; }
   done
   grep -q '^z-heap .*Java heap exhausted' "$OUT/call1/summary.txt" || { echo "selftest: a Java heap too small was not named"; status=1; }
   if "${PYTHON:-python3}" -c 'import torch' 2>/dev/null; then
     grep -q '^e-torch-tiny .* PASS ' "$OUT/call2/summary.txt" || { echo "selftest: call2's PyTorch step did not pass"; status=1; }
+    grep -q '^g-attention-torch .* PASS ' "$OUT/call3/summary.txt" || { echo "selftest: call3's PyTorch step did not pass"; status=1; }
   fi
   echo "selftest: $([ $status -eq 0 ] && echo PASS || echo FAIL)"
   exit $status
 fi
 
-budget="${SESSION_BUDGET:-240}"           # the device call is given 300 s: the rest is packing margin
+# The device call is given 300 s (call3: 200 s): the rest is packing margin.
+budget="${SESSION_BUDGET:-$([ "$what" = call3 ] && echo 150 || echo 240)}"
 t_start=$(date +%s)
 deadline=$((t_start + budget))
 summary="$OUT/summary.txt"
@@ -149,9 +155,12 @@ bar=55000                                 # the speed issue's tokens/s bar for g
 # The models and backends of the calls; DRY=1 (the selftest) runs the same steps on the CPU, tiny.
 if [ -n "${DRY:-}" ]; then
   big=tiny big_b=8 big_t=64 mid=tiny mid_b=8 mid_t=64 speed_backend=cpu tiny_candidate=cpu torch_device=cpu
+  attention_shape=(--batch-size 1 --seq-len 64 --heads 2 --head-size 64) attention_dtype=fp32
 else
   big=gpt-1.3b big_b=${BS_1P3B:-8} big_t=2048 mid=gpt2-124m mid_b=${BS_124M:-16} mid_t=1024
   speed_backend=cuda tiny_candidate=cuda torch_device=cuda
+  # gpt-1.3b's attention: B=8, T=2048, 16 heads of 128
+  attention_shape=(--batch-size 8 --seq-len 2048 --heads 16 --head-size 128) attention_dtype=bf16
 fi
 
 # Every JVM: an explicit heap (bin/anvil reads ANVIL_HEAP), and a crash leaves its hs_err report with
@@ -554,6 +563,48 @@ memcheck_step() {
   pack
 }
 
+# call3 (g): causal attention alone at gpt-1.3b's shape, forward and forward+backward TFLOPS, on the
+# tensor cores, on the FMA kernels, and in PyTorch (SDPA); the bar is 150 TFLOPS forward+backward.
+attention_step() {
+  no_dist "g-attention" && return
+  local kernels st
+  for kernels in tc fma; do
+    run_step "g-attention-$kernels" 45 "$anvil" bench-attention --backend "$speed_backend" --dtype "$attention_dtype" \
+      --attention "$kernels" "${attention_shape[@]}" --repeats 5
+    st=$(status_of $rc)
+    record "g-attention-$kernels" "$st" "$secs" "$([ "$st" = PASS ] && grep -E '^forward' "$work/g-attention-$kernels.log" |
+      awk '{ printf "%s%s %s TFLOPS", (NR > 1 ? "; " : ""), $1, $4 }' || why "$work/g-attention-$kernels.log")"
+    note "  command: bin/anvil bench-attention --backend $speed_backend --dtype $attention_dtype --attention $kernels ${attention_shape[*]} --repeats 5"
+  done
+  if ! "$python" -c 'import torch' > /dev/null 2>&1; then
+    record "g-attention-torch" SKIP 0 "$python cannot import torch"
+  else
+    PYTHONUNBUFFERED=1 run_step g-attention-torch 40 "$python" "$repo/bench/pytorch/bench_attention.py" \
+      "${attention_shape[@]}" --repeats 5 --device "$torch_device" --dtype "$attention_dtype" --json "$work/g-attention-torch.json"
+    st=$(status_of $rc)
+    record "g-attention-torch" "$st" "$secs" "$([ "$st" = PASS ] && grep -E '^forward' "$work/g-attention-torch.log" |
+      awk '{ printf "%s%s %s TFLOPS", (NR > 1 ? "; " : ""), $1, $4 }' || why "$work/g-attention-torch.log")"
+    note "  command: python3 bench/pytorch/bench_attention.py ${attention_shape[*]} --repeats 5 --dtype $attention_dtype"
+  fi
+  pack
+}
+
+# call3 (h): where one gpt-1.3b bf16 step's time goes, by op class, against each class's roofline
+# (CUDA events around every op); the table is in h-profile.log and the summary.
+profile_step() {
+  no_dist "h-profile" && return
+  local args=(bench-profile --preset "$big" --backend "$speed_backend" --dtype "$([ -n "${DRY:-}" ] && echo fp32 || echo bf16)"
+              --batch-size "$big_b" --seq-len "$big_t" --warmup 1)
+  [ -n "${DRY:-}" ] && args+=(--peak-tflops 1)
+  run_step h-profile 100 "$anvil" "${args[@]}"
+  local st
+  st=$(status_of $rc)
+  record "h-profile" "$st" "$secs" "$([ "$st" = PASS ] && grep -E '^tokens/s from this step' "$work/h-profile.log" || why "$work/h-profile.log")"
+  [ "$st" = PASS ] && sed -n '/^op /,/^step /p' "$work/h-profile.log" | sed 's/^/    /' | tee -a "$summary" > /dev/null
+  note "  command: bin/anvil ${args[*]}"
+  pack
+}
+
 # ---------------------------------------------------------------------------------------------
 : > "$summary"
 note "Anvil GPU session: bench/gpu/session.sh $what${DRY:+ (selftest: CPU, tiny)}"
@@ -580,6 +631,9 @@ case "$what" in
     else
       record "f-memcheck" SKIP 0 "only $(left) s left"
     fi ;;
+  call3)
+    attention_step
+    profile_step ;;
 esac
 pack
 note ""

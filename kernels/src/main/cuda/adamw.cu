@@ -8,7 +8,12 @@
  */
 template <typename P, typename G>
 __device__ void adamw(P* params, float* master, const G* grads, float* m, float* v, size_t n, float beta1,
-                      float beta2, float eps, float decay, float stepSize, float bc2Sqrt, float gradScale) {
+                      float beta2, float eps, float decay, float stepSize, float bc2Sqrt, float gradScale,
+                      const float* deviceScale) {
+    // The clip factor computed on the device (gradient_clip), when given: no host round trip. A
+    // non-finite factor (a non-finite gradient norm) skips the update: weights and moments stay.
+    if (deviceScale != nullptr) gradScale = *deviceScale;
+    if (!isfinite(gradScale)) return;
     GRID_STRIDE(i, n) {
         float g = to_float(grads[i]) * gradScale;
         float mi = m[i] + (g - m[i]) * (1.f - beta1);
@@ -26,9 +31,10 @@ __device__ void adamw(P* params, float* master, const G* grads, float* m, float*
 #define ADAMW_EXPORT(name, P, G)                                                                      \
     extern "C" __global__ void name(P* params, float* master, const G* grads, float* m, float* v,      \
                                     size_t n, float beta1, float beta2, float eps, float decay,         \
-                                    float stepSize, float bc2Sqrt, float gradScale) {                  \
+                                    float stepSize, float bc2Sqrt, float gradScale,                    \
+                                    const float* deviceScale) {                                        \
         adamw<P, G>(params, master, grads, m, v, n, beta1, beta2, eps, decay, stepSize, bc2Sqrt,       \
-                    gradScale);                                                                        \
+                    gradScale, deviceScale);                                                           \
     }
 ADAMW_EXPORT(adamw_f32_f32, float, float)
 ADAMW_EXPORT(adamw_bf16_bf16, bf16, bf16)

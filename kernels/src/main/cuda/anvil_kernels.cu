@@ -2,6 +2,7 @@
 // file, included here so that a single -fatbin invocation covers them all.
 #include "adamw.cu"
 #include "attention.cu"
+#include "attention_tc.cu"
 #include "convert.cu"
 #include "crossentropy.cu"
 #include "encoder.cu"

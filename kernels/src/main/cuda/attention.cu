@@ -6,7 +6,9 @@
 // dout [B, T, C], lse [B, NH, T]. HS is a compile-time bound on hs (32, 64 or 128) that sizes the
 // per-thread registers; the true hs may be smaller. One thread owns one query (or key) row; tiles
 // hold fp32 rows padded by one so that threads walking their own rows hit distinct banks.
-// TODO(perf): tensor-core (mma) tiles; this version uses CUDA cores only.
+// This is the FMA path: CUDA cores only, any head size up to 128, fp32 or bf16 storage; it is the
+// reference for the tensor-core kernels of attention_tc.cu (bf16, head size 64 or 128), which the
+// backend prefers where they apply.
 #include "common.cuh"
 
 /** Rows per tile: 32 up to hs 64, 16 beyond so the four tiles of a backward kernel fit 48 KiB. */
@@ -80,16 +82,23 @@ __device__ void attention_forward(T* out, float* lse, const T* qkv, int Tn, int 
     lse[(size_t)bh * Tn + tq] = m + logf(l);
 }
 
-/** delta[b,h,t] = dout · out over the head's channels (= Σ_s P·dP), fp32 [B, NH, T]. */
+/**
+ * delta[b,h,t] = dout · out over the head's channels (= Σ_s P·dP), fp32 [B, NH, T]. One warp per
+ * (b, t, h) row, its lanes striding over the channels, so a warp reads contiguous memory and
+ * consecutive warps consecutive heads of one position. Blocks of THREADS (a multiple of 32) threads.
+ */
 template <typename T>
 __device__ void attention_backward_delta(float* delta, const T* dout, const T* out, int B, int Tn, int C, int NH) {
-    int hs = C / NH;
-    GRID_STRIDE(idx, (size_t)B * NH * Tn) {
-        int t = (int)(idx % Tn), bh = (int)(idx / Tn), b = bh / NH, h = bh % NH;
-        size_t o = ((size_t)b * Tn + t) * C + (size_t)h * hs;
+    int hs = C / NH, lane = threadIdx.x & 31;
+    size_t rows = (size_t)B * Tn * NH, warps = (size_t)gridDim.x * (blockDim.x >> 5);
+    for (size_t w = (size_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); w < rows; w += warps) {
+        size_t bt = w / NH;  // row w is head h of position bt: channels [bt·C + h·hs, + hs)
+        int h = (int)(w % NH), b = (int)(bt / Tn), t = (int)(bt % Tn);
+        size_t o = bt * C + (size_t)h * hs;
         float acc = 0.f;
-        for (int i = 0; i < hs; i++) acc += to_float(dout[o + i]) * to_float(out[o + i]);
-        delta[idx] = acc;
+        for (int i = lane; i < hs; i += 32) acc += to_float(dout[o + i]) * to_float(out[o + i]);
+        acc = warp_sum(acc);
+        if (lane == 0) delta[((size_t)b * NH + h) * Tn + t] = acc;
     }
 }
 #define ATT_DELTA_PARAMS(T) (float* delta, const T* dout, const T* out, int B, int Tn, int C, int NH)

@@ -21,6 +21,37 @@ template <> __device__ __forceinline__ bf16 from_float<bf16>(float x) { return _
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (size_t)(n); \
          i += (size_t)gridDim.x * blockDim.x)
 
+/** 16 bytes of T (4 floats or 8 bf16), for 128-bit loads and stores. */
+template <typename T> struct alignas(16) Vec {
+    static constexpr int N = 16 / sizeof(T);
+    T v[N];
+};
+
+template <typename T> __device__ __forceinline__ Vec<T> load_vec(const T* p) {
+    Vec<T> r;
+    *reinterpret_cast<int4*>(&r) = *reinterpret_cast<const int4*>(p);
+    return r;
+}
+
+template <typename T> __device__ __forceinline__ void store_vec(T* p, const Vec<T>& v) {
+    *reinterpret_cast<int4*>(p) = *reinterpret_cast<const int4*>(&v);
+}
+
+__device__ __forceinline__ bool aligned16(const void* p) { return ((uintptr_t)p & 15) == 0; }
+
+/**
+ * The element-wise kernels' loop: pack(j) for each 16-byte pack of elements [j, j + Vec<T>::N) when
+ * `vector` (every pointer 16-byte aligned), then one(j) for each element left (all of them
+ * otherwise). A warp's threads take adjacent packs, so it moves 512 contiguous bytes at a time.
+ */
+template <typename T, typename Pack, typename One>
+__device__ __forceinline__ void elementwise(size_t n, bool vector, Pack pack, One one) {
+    constexpr int V = Vec<T>::N;
+    size_t packs = vector ? n / V : 0;
+    GRID_STRIDE(p, packs) pack(p * V);
+    GRID_STRIDE(t, n - packs * V) one(packs * V + t);
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;

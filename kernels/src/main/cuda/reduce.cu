@@ -52,3 +52,23 @@ extern "C" __global__ void sum_squares_final(float* out, const double* partials,
     acc = block_sum(acc);
     if (threadIdx.x == 0) out[0] = (float)acc;
 }
+
+/**
+ * clip_grad_norm_'s factor on the device, from Σg² (sum_squares_final's output): stats[0] = the
+ * norm, stats[1] = maxNorm / (norm + 1e-6) when that is below 1, else 1 (1 when maxNorm <= 0), or
+ * NaN when the norm is not finite, which makes AdamW skip the update. fp32 as the host computes it:
+ * sqrtf is correctly rounded, as the host's sqrt in double narrowed to float is.
+ */
+extern "C" __global__ void gradient_clip(float* stats, const float* sumSquares, float maxNorm) {
+    if (threadIdx.x != 0 || blockIdx.x != 0) return;
+    float norm = sqrtf(sumSquares[0]);
+    float scale = 1.f;
+    if (!isfinite(norm)) {
+        scale = CUDART_NAN_F;
+    } else if (maxNorm > 0.f) {
+        float s = maxNorm / (norm + 1e-6f);
+        scale = s < 1.f ? s : 1.f;
+    }
+    stats[0] = norm;
+    stats[1] = scale;
+}

@@ -20,6 +20,11 @@ public record AdamWStep(float lr, float beta1, float beta2, float eps, float wei
         }
     }
 
+    /** The same scalars with a different gradient scale. */
+    public AdamWStep withGradScale(float scale) {
+        return new AdamWStep(lr, beta1, beta2, eps, weightDecay, step, scale);
+    }
+
     /** The same scalars with a different weight decay. */
     public AdamWStep withWeightDecay(float wd) {
         return new AdamWStep(lr, beta1, beta2, eps, wd, step, gradScale);

@@ -5,7 +5,7 @@ package dev.anvil.kernels;
  * (a GPU backend queues them on a stream); {@link #download} and {@link #synchronize} wait.
  * A backend is used from one thread at a time.
  */
-public interface Backend extends DeviceMemory, TransformerOps, OptimizerOps, AutoCloseable {
+public interface Backend extends FusedOps, OptimizerOps, AutoCloseable {
 
     /** A short name for logs, e.g. {@code "cpu (2 threads, AVX2 256-bit)"}. */
     String description();

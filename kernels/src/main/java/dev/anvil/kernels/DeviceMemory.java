@@ -1,7 +1,9 @@
 package dev.anvil.kernels;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
 
 /**
  * Allocation and host transfers of a backend. Host memory is described by {@link MemorySegment}s
@@ -45,5 +47,31 @@ public interface DeviceMemory {
      */
     default Optional<MemorySegment> hostView(Buffer buffer) {
         return Optional.empty();
+    }
+
+    /**
+     * {@code bytes} of host memory that {@link #downloadAsync} copies into without the caller
+     * waiting: page-locked on a GPU backend. It lives until {@link #freeHost} or until the backend
+     * closes. The default is ordinary native memory, freed when unreachable.
+     */
+    default MemorySegment allocateHost(long bytes) {
+        return Arena.ofAuto().allocate(bytes, 64);
+    }
+
+    /** Frees memory from {@link #allocateHost}; other segments are ignored. */
+    default void freeHost(MemorySegment host) {
+    }
+
+    /**
+     * Queues a copy of {@code src} into host memory {@code dst} (of exactly its bytes) behind the work
+     * queued so far, and returns at once: the future completes when {@code dst} holds the values.
+     * The caller must not read {@code dst} before, nor let queued ops change {@code src} first (ops
+     * queued afterwards may: the copy is ordered before them). A GPU backend copies on a stream of
+     * its own, without waiting on its compute stream, into memory from {@link #allocateHost}; into
+     * other memory, and on the CPU backend, this is {@link #download}, complete on return.
+     */
+    default CompletableFuture<Void> downloadAsync(Buffer src, MemorySegment dst) {
+        download(src, dst);
+        return CompletableFuture.completedFuture(null);
     }
 }

@@ -27,4 +27,24 @@ public interface OptimizerOps {
      * @param v      second moments, FP32
      */
     void adamw(Buffer params, Buffer master, Buffer grads, Buffer m, Buffer v, AdamWStep step);
+
+    /**
+     * {@code clip_grad_norm_}'s factor, computed where the gradients are, so that no step has to wait
+     * for the host: from {@code sumOfSquares[0]} (Σg², as {@link #sumOfSquares} writes it), writes
+     * {@code out[0] = norm = sqrt(Σg²)} and {@code out[1] = maxNorm / (norm + 1e-6)} when that is
+     * below 1, else 1 (always 1 when {@code maxNorm <= 0}), in fp32; NaN when the norm is not
+     * finite, so that {@link #adamw(Buffer, Buffer, Buffer, Buffer, Buffer, AdamWStep, Buffer)}
+     * skips the update.
+     *
+     * @param out FP32, 2 elements
+     */
+    void gradientClip(Buffer out, Buffer sumOfSquares, float maxNorm);
+
+    /**
+     * {@link #adamw(Buffer, Buffer, Buffer, Buffer, Buffer, AdamWStep)} with the gradient scale read
+     * from {@code gradScale[0]} (FP32, e.g. {@link #gradientClip}'s {@code out[1]}) instead of
+     * {@code step.gradScale()}. A non-finite scale leaves parameters, master weights and moments as
+     * they were.
+     */
+    void adamw(Buffer params, Buffer master, Buffer grads, Buffer m, Buffer v, AdamWStep step, Buffer gradScale);
 }

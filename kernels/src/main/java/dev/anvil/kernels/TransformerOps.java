@@ -112,47 +112,4 @@ public interface TransformerOps {
      * @param targets INT32 {@code [n]}, each in {@code [0, v)}
      */
     void softmaxCrossEntropy(Buffer losses, Buffer logits, Buffer targets, int n, int v, int vp, float gradScale);
-
-    /**
-     * The LM head and its cross-entropy, fused so that the logits never exist for all {@code n}
-     * rows at once: {@code z = inp · weightᵀ} ({@code [n, vp]}, as {@link #matmulForward} without
-     * bias) is computed {@code rows = scratch.length() / vp} rows at a time into {@code scratch},
-     * where {@link #softmaxCrossEntropy} writes each row's loss and, when {@code gradScale != 0},
-     * turns the logits into their gradient {@code dz}, which {@link #matmulBackward} then adds
-     * into {@code dinp += dz · weight} and {@code dweight += dzᵀ · inp} before the next rows
-     * overwrite it. Losses and gradients are those of the unfused ops, up to fp32 rounding: the
-     * weight gradient sums the row chunks one after another.
-     *
-     * <p>The default composes exactly those ops; a backend may fuse further.
-     *
-     * @param losses  FP32 {@code [n]}
-     * @param dinp    {@code [n, c]}, accumulated into; may be {@code null} when {@code gradScale == 0}
-     * @param dweight {@code [vp, c]}, accumulated into; may be {@code null} when {@code gradScale == 0}
-     * @param inp     {@code [n, c]}, the final LayerNorm's output
-     * @param weight  {@code [vp, c]}, the (tied) token embedding
-     * @param targets INT32 {@code [n]}, each in {@code [0, v)}
-     * @param scratch room for the logits of at least one row, {@code [rows, vp]}: the memory this
-     *                op may use, which bounds its peak
-     */
-    default void lmHeadCrossEntropy(Buffer losses, Buffer dinp, Buffer dweight, Buffer inp, Buffer weight,
-                                    Buffer targets, Buffer scratch, int n, int c, int v, int vp, float gradScale) {
-        long rows = scratch.length() / Math.max(1, vp);
-        if (rows < 1) {
-            throw new IllegalArgumentException("scratch of " + scratch.length() + " elements cannot hold one row of "
-                    + vp + " logits");
-        }
-        if (gradScale != 0f && (dinp == null || dweight == null)) {
-            throw new IllegalArgumentException("a gradient (gradScale " + gradScale + ") needs dinp and dweight");
-        }
-        for (int r0 = 0; r0 < n; r0 += (int) rows) {
-            int m = (int) Math.min(rows, n - r0);
-            Buffer z = scratch.slice(0, (long) m * vp);
-            Buffer x = inp.slice((long) r0 * c, (long) m * c);
-            matmulForward(z, x, weight, null, m, c, vp);
-            softmaxCrossEntropy(losses.slice(r0, m), z, targets.slice(r0, m), m, v, vp, gradScale);
-            if (gradScale != 0f) {
-                matmulBackward(dinp.slice((long) r0 * c, (long) m * c), dweight, null, z, x, weight, m, c, vp);
-            }
-        }
-    }
 }

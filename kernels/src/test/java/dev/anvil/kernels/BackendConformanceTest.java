@@ -658,11 +658,13 @@ public abstract class BackendConformanceTest {
     }
 
     /**
-     * Head sizes 16 and 8, t not a multiple of 8, a single position, a longer sequence, and one
-     * long enough to cross a backend's blocks of queries (the CPU's are 96).
+     * Head sizes 16 and 8, t not a multiple of 8, a single position, a longer sequence, head sizes 64
+     * and 128 over more than one 64-row tile, ending mid-tile (where a GPU backend uses its
+     * tensor-core kernels), and one long enough to cross a backend's blocks of queries (the CPU's
+     * are 96).
      */
     private static final int[][] ATTENTION_SHAPES = {{2, 7, 32, 2}, {1, 13, 24, 3}, {2, 1, 16, 2}, {1, 70, 64, 4},
-            {3, 9, 8, 1}, {1, 203, 32, 2}};
+            {3, 9, 8, 1}, {1, 67, 128, 2}, {2, 70, 256, 2}, {1, 203, 32, 2}};
 
     @Test
     void attentionForwardMatchesReferenceAndSavesRowLogSumExp() {
@@ -692,14 +694,16 @@ public abstract class BackendConformanceTest {
 
     @Test
     void attentionBackwardAccumulatesIntoPrefilledGradients() {
-        AttentionCase a = new AttentionCase(110, 2, 7, 32, 2);
-        a.forward();
-        Tensor dout = floats(Host.toFloat(a.w));
-        Tensor dqkv = floats(gaussian(new Random(111), a.b * a.t * 3 * a.c, 1));
-        double[] ref = dqkv.values();
-        backend.attentionBackward(dqkv.buf, dout.buf, a.qkv.buf, a.out.buf, a.lse.buf, a.b, a.t, a.c, a.nh);
-        Reference64.attentionBackward(ref, dout.values(), a.qkv.values(), a.b, a.t, a.c, a.nh);
-        assertClose("attention dqkv", dqkv.read(), ref, tol().rtol());
+        for (int[] s : new int[][] {{2, 7, 32, 2}, {1, 67, 128, 2}}) {
+            AttentionCase a = new AttentionCase(110 + s[1], s[0], s[1], s[2], s[3]);
+            a.forward();
+            Tensor dout = floats(Host.toFloat(a.w));
+            Tensor dqkv = floats(gaussian(new Random(111), a.b * a.t * 3 * a.c, 1));
+            double[] ref = dqkv.values();
+            backend.attentionBackward(dqkv.buf, dout.buf, a.qkv.buf, a.out.buf, a.lse.buf, a.b, a.t, a.c, a.nh);
+            Reference64.attentionBackward(ref, dout.values(), a.qkv.values(), a.b, a.t, a.c, a.nh);
+            assertClose("attention dqkv " + a.shape(), dqkv.read(), ref, tol().rtol());
+        }
     }
 
     @Test
@@ -721,6 +725,94 @@ public abstract class BackendConformanceTest {
             return dot(dout.values(), a.out.read());
         };
         assertBackendGradient("attention dqkv", a.qkv, dqkv.values(), sample(rnd, x.length, 16), obj);
+    }
+
+    // =====================================================================================
+    // Fused ops: each against the float64 reference of the ops it composes
+    // =====================================================================================
+
+    @Test
+    void matmulGeluForwardIsTheProjectionThenGelu() {
+        for (int[] s : new int[][] {{13, 37, 29}, {33, 64, 128}}) {
+            MatmulCase m = new MatmulCase(140 + s[0], s[0], s[1], s[2]);
+            Tensor preact = floats(gaussian(new Random(141), m.n * m.oc, 1));
+            backend.matmulGeluForward(m.out.buf, preact.buf, m.inp.buf, m.weight.buf, m.bias.buf, m.n, m.c, m.oc);
+            double[] pre = m.referenceForward(m.inp.values(), m.weight.values(), m.bias.values());
+            double[] out = new double[pre.length];
+            Reference64.geluForward(out, pre, pre.length);
+            assertClose("fused preact " + m.shape(), preact.read(), pre, tol().rtol());
+            assertClose("fused gelu out " + m.shape(), m.out.read(), out, tol().rtol());
+        }
+    }
+
+    @Test
+    void matmulBackwardOverwritesParameterGradientsUnlessAccumulating() {
+        MatmulCase m = new MatmulCase(150, 33, 64, 40);
+        Random rnd = new Random(151);
+        Tensor dout = floats(Host.toFloat(m.w));
+        for (boolean accumulate : new boolean[] {false, true}) {
+            Tensor dinp = floats(gaussian(rnd, m.n * m.c, 1));
+            Tensor dw = floats(gaussian(rnd, m.oc * m.c, 1)), db = floats(gaussian(rnd, m.oc, 1));
+            double[] gx = dinp.values(), gw = accumulate ? dw.values() : new double[m.oc * m.c];
+            double[] gb = accumulate ? db.values() : new double[m.oc];
+            backend.matmulBackward(dinp.buf, dw.buf, db.buf, dout.buf, m.inp.buf, m.weight.buf, m.n, m.c, m.oc,
+                    accumulate);
+            Reference64.matmulBackward(gx, gw, gb, dout.values(), m.inp.values(), m.weight.values(), m.n, m.c, m.oc);
+            String how = accumulate ? " (accumulating)" : " (overwriting)";
+            assertClose("dinp" + how, dinp.read(), gx, tol().rtol());
+            assertClose("dweight" + how, dw.read(), gw, tol().rtol());
+            assertClose("dbias" + how, db.read(), gb, tol().rtol());
+        }
+    }
+
+    @Test
+    void matmulGeluBackwardWritesThePreactivationGradient() {
+        // the down-projection: inp = gelu(preact) [n, c] -> out [n, oc]
+        int n = 21, c = 64, oc = 24;
+        Random rnd = new Random(160);
+        Tensor preact = floats(gaussian(rnd, n * c, 1.5));
+        double[] act = new double[n * c];
+        Reference64.geluForward(act, preact.values(), n * c);
+        Tensor inp = floats(Host.toFloat(act));
+        Tensor weight = floats(gaussian(rnd, oc * c, 1 / Math.sqrt(c)));
+        Tensor dout = floats(gaussian(rnd, n * oc, 1));
+        for (boolean accumulate : new boolean[] {false, true}) {
+            Tensor dpreact = floats(gaussian(rnd, n * c, 100));  // garbage, to be overwritten
+            Tensor scratch = floats(gaussian(rnd, n * c, 100));
+            Tensor dw = floats(gaussian(rnd, oc * c, 1)), db = floats(gaussian(rnd, oc, 1));
+            double[] dinp = new double[n * c], gw = accumulate ? dw.values() : new double[oc * c];
+            double[] gb = accumulate ? db.values() : new double[oc];
+            backend.matmulGeluBackward(dpreact.buf, scratch.buf, dw.buf, db.buf, dout.buf, inp.buf, weight.buf,
+                    preact.buf, n, c, oc, accumulate);
+            Reference64.matmulBackward(dinp, gw, gb, dout.values(), inp.values(), weight.values(), n, c, oc);
+            double[] dpre = new double[n * c];
+            Reference64.geluBackward(dpre, preact.values(), dinp, n * c);
+            String how = accumulate ? " (accumulating)" : " (overwriting)";
+            assertClose("dpreact" + how, dpreact.read(), dpre, tol().rtol());
+            assertClose("dweight" + how, dw.read(), gw, tol().rtol());
+            assertClose("dbias" + how, db.read(), gb, tol().rtol());
+        }
+    }
+
+    @Test
+    void residualLayerNormForwardNormalisesTheStoredSum() {
+        int n = 19, c = 72;
+        Random rnd = new Random(170);
+        Tensor a = floats(gaussian(rnd, n * c, 1)), b = floats(gaussian(rnd, n * c, 1));
+        Tensor weight = floats(gaussian(rnd, c, 1)), bias = floats(gaussian(rnd, c, 1));
+        Tensor residual = floats(gaussian(rnd, n * c, 1)), out = floats(gaussian(rnd, n * c, 1));
+        Tensor mean = stats(new float[n]), rstd = stats(new float[n]);
+        backend.residualLayerNormForward(residual.buf, out.buf, mean.buf, rstd.buf, a.buf, b.buf, weight.buf, bias.buf,
+                n, c);
+        double[] sum = new double[n * c];
+        Reference64.residualForward(sum, a.values(), b.values(), n * c);
+        assertClose("residual", residual.read(), sum, tol().rtol());
+        // The LayerNorm reads the sum as stored: the reference takes the stored values.
+        double[] o = new double[n * c], mu = new double[n], rs = new double[n];
+        Reference64.layerNormForward(o, mu, rs, residual.values(), weight.values(), bias.values(), n, c);
+        assertClose("layernorm out", out.read(), o, tol().rtol());
+        assertClose("mean", mean.read(), mu, tolerances(statisticsType()).rtol());
+        assertClose("rstd", rstd.read(), rs, tolerances(statisticsType()).rtol());
     }
 
     // =====================================================================================
@@ -1013,23 +1105,28 @@ public abstract class BackendConformanceTest {
     }
 
     @Test
-    void lmHeadCrossEntropyMatchesReferenceAndAccumulatesGradientsChunkByChunk() {
-        LmHeadCase h = new LmHeadCase(190);
-        Tensor losses = fp32(new float[h.n]);
-        Tensor dinp = floats(gaussian(new Random(191), h.n * h.c, 1));
-        Tensor dweight = floats(gaussian(new Random(192), h.vp * h.c, 1));
-        double[] rl = new double[h.n], rdinp = dinp.values(), rdw = dweight.values();
-        float[] paddingRowsBefore = Arrays.copyOfRange(dweight.read(), h.v * h.c, h.vp * h.c);
-        float gradScale = 1f / 7;
-        backend.lmHeadCrossEntropy(losses.buf, dinp.buf, dweight.buf, h.inp.buf, h.weight.buf, h.tgt.buf,
-                h.scratch().buf, h.n, h.c, h.v, h.vp, gradScale);
-        h.reference(rl, rdinp, rdw, gradScale);
-        // the logits pass through the float type, so the losses carry its rounding
-        assertClose("lm head losses", losses.read(), rl, tol().rtol());
-        assertClose("lm head dinp", dinp.read(), rdinp, tol().rtol());
-        assertClose("lm head dweight", dweight.read(), rdw, tol().rtol());
-        assertArrayEquals(paddingRowsBefore, Arrays.copyOfRange(dweight.read(), h.v * h.c, h.vp * h.c),
-                "the padding rows of the vocabulary get no gradient");
+    void lmHeadCrossEntropyMatchesReferenceChunkByChunkOverwritingOrAccumulatingTheWeightGradient() {
+        for (boolean accumulate : new boolean[] {false, true}) {
+            LmHeadCase h = new LmHeadCase(190);
+            Tensor losses = fp32(new float[h.n]);
+            Tensor dinp = floats(gaussian(new Random(191), h.n * h.c, 1));
+            Tensor dweight = floats(gaussian(new Random(192), h.vp * h.c, 1));  // garbage unless accumulating
+            double[] rl = new double[h.n], rdinp = dinp.values();
+            double[] rdw = accumulate ? dweight.values() : new double[h.vp * h.c];
+            float[] paddingRows = accumulate ? Arrays.copyOfRange(dweight.read(), h.v * h.c, h.vp * h.c)
+                    : new float[(h.vp - h.v) * h.c];
+            float gradScale = 1f / 7;
+            backend.lmHeadCrossEntropy(losses.buf, dinp.buf, dweight.buf, h.inp.buf, h.weight.buf, h.tgt.buf,
+                    h.scratch().buf, h.n, h.c, h.v, h.vp, gradScale, accumulate);
+            h.reference(rl, rdinp, rdw, gradScale);
+            String how = accumulate ? " (accumulating)" : " (overwriting)";
+            // the logits pass through the float type, so the losses carry its rounding
+            assertClose("lm head losses" + how, losses.read(), rl, tol().rtol());
+            assertClose("lm head dinp" + how, dinp.read(), rdinp, tol().rtol());
+            assertClose("lm head dweight" + how, dweight.read(), rdw, tol().rtol());
+            assertArrayEquals(paddingRows, Arrays.copyOfRange(dweight.read(), h.v * h.c, h.vp * h.c),
+                    "the padding rows of the vocabulary get no gradient" + how);
+        }
     }
 
     @Test
@@ -1037,7 +1134,7 @@ public abstract class BackendConformanceTest {
         LmHeadCase h = new LmHeadCase(200);
         Tensor losses = fp32(new float[h.n]);
         backend.lmHeadCrossEntropy(losses.buf, null, null, h.inp.buf, h.weight.buf, h.tgt.buf, h.scratch().buf,
-                h.n, h.c, h.v, h.vp, 0f);
+                h.n, h.c, h.v, h.vp, 0f, true);
         double[] rl = new double[h.n];
         h.reference(rl, null, null, 0);
         // the logits pass through the float type, so the losses carry its rounding
@@ -1053,10 +1150,10 @@ public abstract class BackendConformanceTest {
         Tensor scratch = h.scratch();
         Tensor dinp = floats(new float[h.n * h.c]), dweight = floats(new float[h.vp * h.c]);
         backend.lmHeadCrossEntropy(losses.buf, dinp.buf, dweight.buf, h.inp.buf, h.weight.buf, h.tgt.buf,
-                scratch.buf, h.n, h.c, h.v, h.vp, (float) gradScale);
+                scratch.buf, h.n, h.c, h.v, h.vp, (float) gradScale, true);
         DoubleSupplier obj = () -> {
             backend.lmHeadCrossEntropy(losses.buf, null, null, h.inp.buf, h.weight.buf, h.tgt.buf, scratch.buf,
-                    h.n, h.c, h.v, h.vp, 0f);
+                    h.n, h.c, h.v, h.vp, 0f, true);
             double sum = 0;
             for (float l : losses.read()) {
                 sum += l;
@@ -1073,7 +1170,7 @@ public abstract class BackendConformanceTest {
         Tensor losses = fp32(new float[h.n]);
         Tensor tiny = floats(new float[h.vp - 1]);
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> backend.lmHeadCrossEntropy(
-                losses.buf, null, null, h.inp.buf, h.weight.buf, h.tgt.buf, tiny.buf, h.n, h.c, h.v, h.vp, 0f));
+                losses.buf, null, null, h.inp.buf, h.weight.buf, h.tgt.buf, tiny.buf, h.n, h.c, h.v, h.vp, 0f, true));
         assertTrue(e.getMessage().contains("scratch"), e.getMessage());
     }
 
@@ -1148,6 +1245,45 @@ public abstract class BackendConformanceTest {
             // decay alone changes p[0] by lr·wd = 3e-4 relative per step; a float step is exact to 1e-7
             assertCloseScalar("decay-only parameter" + at, exact.read()[0], rp[0], 1e-6);
         }
+    }
+
+    @Test
+    void gradientClipComputesClipGradNormsFactorWhereTheGradientsAre() {
+        // {Σg², maxNorm} -> {norm, factor}: clipped, not clipped, clipping off, and a diverged norm
+        float[][] cases = {{16f, 1f, 4f, 1f / (4f + 1e-6f)}, {0.25f, 1f, 0.5f, 1f}, {16f, 0f, 4f, 1f},
+                {Float.POSITIVE_INFINITY, 1f, Float.POSITIVE_INFINITY, Float.NaN}};
+        for (float[] c : cases) {
+            Tensor sum = fp32(new float[] {c[0]}), out = fp32(new float[] {7f, 7f});
+            backend.gradientClip(out.buf, sum.buf, c[1]);
+            float[] got = out.read();
+            assertEquals(c[2], got[0], Math.ulp(c[2]), "norm of Σg² = " + c[0]);
+            assertEquals(c[3], got[1], Math.ulp(1f), "factor for Σg² = " + c[0] + ", max norm " + c[1]);
+        }
+    }
+
+    @Test
+    void adamwReadsItsGradientScaleFromTheBackendAndSkipsANonFiniteOne() {
+        int n = 300;
+        Random rnd = new Random(195);
+        float[] p0 = gaussian(rnd, n, 0.02), g = gaussian(rnd, n, 0.1);
+        AdamWStep s = new AdamWStep(3e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1, 123f);  // 123: must not be used
+        Tensor grads = floats(g);
+        Tensor viaHost = floats(p0), m1 = fp32(new float[n]), v1 = fp32(new float[n]);
+        Tensor viaDevice = floats(p0), m2 = fp32(new float[n]), v2 = fp32(new float[n]);
+        Tensor master1 = floatType() == DType.FP32 ? null : fp32(viaHost.read());
+        Tensor master2 = floatType() == DType.FP32 ? null : fp32(viaDevice.read());
+        backend.adamw(viaHost.buf, master1 == null ? null : master1.buf, grads.buf, m1.buf, v1.buf,
+                s.withGradScale(0.5f));
+        backend.adamw(viaDevice.buf, master2 == null ? null : master2.buf, grads.buf, m2.buf, v2.buf, s,
+                fp32(new float[] {0.5f}).buf);
+        assertArrayEquals(viaHost.read(), viaDevice.read(), "params");
+        assertArrayEquals(m1.read(), m2.read(), "m");
+        assertArrayEquals(v1.read(), v2.read(), "v");
+        float[] before = viaDevice.read(), mBefore = m2.read();
+        backend.adamw(viaDevice.buf, master2 == null ? null : master2.buf, grads.buf, m2.buf, v2.buf,
+                new AdamWStep(3e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 2, 1f), fp32(new float[] {Float.NaN}).buf);
+        assertArrayEquals(before, viaDevice.read(), "params after a NaN scale");
+        assertArrayEquals(mBefore, m2.read(), "m after a NaN scale");
     }
 
     /**

@@ -106,7 +106,7 @@ public final class BenchTrainCommand implements Callable<Integer>, AnvilSubcomma
         // Only rank 0 reports; the others run the same steps silently.
         PrintStream out = leader ? System.out : new PrintStream(OutputStream.nullOutputStream());
         TrainBenchmark.Settings settings = new TrainBenchmark.Settings(model, compute.dtype(), batchSize,
-                seqLen == null ? model.maxSeqLen() : seqLen, steps, warmup, seed, zero == 1);
+                seqLen == null ? model.maxSeqLen() : seqLen, steps, warmup, seed, zero == 1, compute.recompute());
         String dtype = compute.dtype().toString().toLowerCase(Locale.ROOT);
         Peak fixedPeak = peakTflops == null ? null : Peak.parse(peakTflops, dtype);
         String fingerprint = "anvil bench-train " + Version.current() + "; " + settings;

@@ -12,7 +12,7 @@ import java.util.Random;
  * small shape. A CPU has no datasheet figure that its SIMD width, clocks and core count agree on,
  * so CPU MFU is against this measurement, and labelled so.
  */
-final class CpuPeak {
+public final class CpuPeak {
 
     /** Rows, input and output channels: GPT-2 small's QKV projection of 512 positions. */
     private static final int N = 512, C = 768, OC = 3 * 768;
@@ -23,7 +23,7 @@ final class CpuPeak {
     }
 
     /** Runs matmuls for about half a second and returns the best rate seen. */
-    static Peak measure(Backend backend) {
+    public static Peak measure(Backend backend) {
         Random random = new Random(7);
         try (Buffer inp = RandomBuffers.uniform(backend, random, (long) N * C); Buffer weight = RandomBuffers.uniform(backend, random, (long) OC * C);
              Buffer out = backend.allocate(DType.FP32, (long) N * OC)) {

@@ -7,7 +7,7 @@ public enum Phase {
     /** {@code GptModel.forwardTrunk}: embeddings, blocks and the final LayerNorm. */
     FORWARD,
     /**
-     * {@code GptModel.lmHead}: the LM head and cross-entropy, forward and backward fused (for the
+     * {@code GptModel.lmHeadStep}: the LM head and cross-entropy, forward and backward fused (for the
      * CPU speed bar two thirds of a step's FLOPs).
      */
     LM_HEAD,

@@ -3,6 +3,7 @@ package dev.anvil.bench.harness;
 import dev.anvil.collective.Communicator;
 import dev.anvil.engine.model.GptConfig;
 import dev.anvil.engine.model.GptModel;
+import dev.anvil.engine.model.Recompute;
 import dev.anvil.engine.optim.AdamWConfig;
 import dev.anvil.engine.optim.Optimizer;
 import dev.anvil.engine.parallel.GradientReduction;
@@ -15,6 +16,7 @@ import dev.anvil.kernels.DType;
 import java.util.Arrays;
 import java.util.Locale;
 import java.util.SplittableRandom;
+import java.util.concurrent.CompletableFuture;
 
 /**
  * Runs real training steps (forward, backward, gradient clipping, AdamW) on random tokens and
@@ -37,9 +39,10 @@ final class TrainBenchmark {
      * @param warmup    steps run first and not measured (JIT compilation, allocation)
      * @param seed      of the weights and the tokens
      * @param zero      whether to shard the optimizer state across the ranks (ZeRO-1)
+     * @param recompute which activations the backward pass recomputes
      */
     record Settings(GptConfig model, DType dtype, int batchSize, int seqLen, int steps, int warmup, long seed,
-                    boolean zero) {
+                    boolean zero, Recompute recompute) {
         Settings {
             if (batchSize <= 0 || seqLen <= 0 || steps <= 0 || warmup < 0) {
                 throw new IllegalArgumentException(String.format(Locale.ROOT,
@@ -89,6 +92,7 @@ final class TrainBenchmark {
             GradientReduction sync = setup.sync();
             long init = System.nanoTime();
             setup.initialize(s.seed());
+            model.recompute(s.recompute());
             progress.println(String.format(Locale.ROOT, "weights initialised in %.1f s", (System.nanoTime() - init) / 1e9));
             model.zeroGradients();
             for (int i = 0; i < s.warmup() + s.steps(); i++) {
@@ -103,7 +107,7 @@ final class TrainBenchmark {
                 clock.lap(Phase.DATA);
                 model.forwardTrunk(inputs, b, t);
                 clock.lap(Phase.FORWARD);
-                loss = model.lmHead(targets, 1f);
+                model.lmHeadStep(targets, 1f);  // the loss comes back behind the pass
                 clock.lap(Phase.LM_HEAD);
                 memory.sample(); // activations are all live here
                 if (sync != null) {
@@ -115,9 +119,11 @@ final class TrainBenchmark {
                     model.backward();
                     clock.lap(Phase.BACKWARD);
                 }
-                float norm = optimizer.gradientNorm(model);
-                optimizer.step(model, LR, optimizer.clipScale(norm));
+                // As the trainer does: norm, clip and update queued (on the device for a whole-buffer AdamW)
+                CompletableFuture<Float> norm = optimizer.stepClipped(model, LR);
                 model.zeroGradients();
+                loss = model.takeLosses()[0];
+                norm.join();
                 clock.lap(Phase.OPTIMIZER);
                 memory.sample();
                 long[] phases = clock.phases();

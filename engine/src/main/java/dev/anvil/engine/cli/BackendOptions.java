@@ -1,15 +1,17 @@
 package dev.anvil.engine.cli;
 
+import dev.anvil.engine.model.Recompute;
 import dev.anvil.kernels.Backend;
 import dev.anvil.kernels.DType;
 import dev.anvil.kernels.cpu.CpuBackend;
+import dev.anvil.kernels.cuda.AttentionKernels;
 import dev.anvil.kernels.cuda.CudaBackend;
 import dev.anvil.kernels.cuda.CudaOptions;
 import dev.anvil.kernels.cuda.driver.Driver;
 import picocli.CommandLine.Option;
 
 /**
- * {@code --backend}, {@code --dtype} and {@code --threads}: a picocli mixin for every command that
+ * {@code --backend}, {@code --dtype}, {@code --attention}, {@code --recompute} and {@code --threads}: a picocli mixin for every command that
  * computes (the benchmarks' too).
  */
 public final class BackendOptions {
@@ -21,6 +23,17 @@ public final class BackendOptions {
             description = "fp32, or bf16 for mixed precision: bf16 weights, activations and gradients with fp32 "
                     + "master weights (emulated, for testing, on --backend cpu; default: ${DEFAULT-VALUE})")
     String dtype;
+
+    @Option(names = "--attention", defaultValue = "tc",
+            description = "CUDA attention kernels: tc (tensor cores, for bf16 with head size 64 or 128; FMA kernels "
+                    + "elsewhere) or fma (CUDA cores everywhere, the reference; default: ${DEFAULT-VALUE})")
+    String attention;
+
+    @Option(names = "--recompute", defaultValue = "none",
+            description = "Activations the backward pass recomputes instead of keeping: none, attention (each block's "
+                    + "attention half) or block (all but each block's input); same results, less memory "
+                    + "(default: ${DEFAULT-VALUE})")
+    String recompute;
 
     @Option(names = "--threads", description = "CPU threads (default: all cores, shared among the node's ranks under a launcher)")
     Integer threads;
@@ -51,6 +64,8 @@ public final class BackendOptions {
      */
     public Backend open(int localRank) {
         DType type = dtype();
+        AttentionKernels kernels = attentionKernels();  // bad values are refused whatever the backend
+        recompute();
         if (threads != null && threads <= 0) {
             throw new IllegalArgumentException("--threads must be positive, got " + threads);
         }
@@ -65,8 +80,28 @@ public final class BackendOptions {
                         : cpuThreads(Runtime.getRuntime().availableProcessors(), System.getenv("LOCAL_WORLD_SIZE")));
             }
             case "cuda" -> CudaBackend.open(new CudaOptions(CudaBackend.isAvailable()
-                    ? cudaDevice(localRank, Driver.deviceCount()) : 0, false)); // else open says why not
+                    ? cudaDevice(localRank, Driver.deviceCount()) : 0, false, kernels)); // else open says why not
             default -> throw new IllegalArgumentException("--backend must be cpu or cuda, got '" + backend + "'");
+        };
+    }
+
+    /** {@code --recompute}. */
+    public Recompute recompute() {
+        return switch (recompute) {
+            case "none" -> Recompute.NONE;
+            case "attention" -> Recompute.ATTENTION;
+            case "block" -> Recompute.BLOCK;
+            default -> throw new IllegalArgumentException("--recompute must be none, attention or block, got '"
+                    + recompute + "'");
+        };
+    }
+
+    /** {@code --attention} as the CUDA backend takes it. */
+    AttentionKernels attentionKernels() {
+        return switch (attention) {
+            case "tc" -> AttentionKernels.TC;
+            case "fma" -> AttentionKernels.FMA;
+            default -> throw new IllegalArgumentException("--attention must be tc or fma, got '" + attention + "'");
         };
     }
 

@@ -192,6 +192,7 @@ public final class TrainCommand implements Callable<Integer> {
              BackgroundCheckpoints writer = new BackgroundCheckpoints(checkpoints);
              ShardedCheckpoints shardWriter = sharded
                      ? new ShardedCheckpoints(checkpoints, comm, optimizer.shards(worldSize)) : null) {
+            gpt.recompute(compute.recompute());
             DataParallel group = new DataParallel(comm);
             int start = startingPoint(optimizer, initial, checkpoints, config, worldSize, leader ? out : null);
             if (group.agree(start, false)[0] != (float) start * worldSize) {

@@ -11,6 +11,11 @@ import java.util.List;
  * The activations a forward pass keeps for the backward pass, and the scratch gradients of the
  * backward pass, for {@code b} rows of up to {@code t} positions (ops given a shorter {@code t}
  * use a prefix of each buffer). Allocated once and reused every step.
+ *
+ * <p>Every block has its {@link Block} record, but a tensor the backward pass recomputes (see
+ * {@link Recompute}) is one buffer shared by all blocks, which each block's forward pass overwrites;
+ * so are the two projection outputs that only feed a residual add. The residual stream itself is
+ * always kept per block.
  */
 final class Activations implements AutoCloseable {
 
@@ -29,6 +34,7 @@ final class Activations implements AutoCloseable {
 
     final int b;
     final int t;
+    final Recompute recompute;
     final Buffer tokens;
     final Buffer targets;
     final Buffer encoded;
@@ -38,7 +44,7 @@ final class Activations implements AutoCloseable {
     final Buffer lnfRstd;
     /**
      * The LM head's logits for {@link #headRows} rows at a time (see
-     * {@link dev.anvil.kernels.TransformerOps#lmHeadCrossEntropy}): never all {@code b·t} at once.
+     * {@link dev.anvil.kernels.FusedOps#lmHeadCrossEntropy}): never all {@code b·t} at once.
      */
     final Buffer logits;
     final int headRows;
@@ -52,38 +58,63 @@ final class Activations implements AutoCloseable {
     private long bytes;
 
     /**
-     * @param dtype the type of activations and gradient scratch, FP32 or BF16; the statistics
-     *              (LayerNorm mean and rstd, attention lse) and the losses are FP32 whatever it is,
-     *              as the backends' ops require
+     * @param dtype     the type of activations and gradient scratch, FP32 or BF16; the statistics
+     *                  (LayerNorm mean and rstd, attention lse) and the losses are FP32 whatever it is,
+     *                  as the backends' ops require
+     * @param recompute which activations are shared buffers, recomputed by the backward pass (an
+     *                  inference pass keeps nothing, so everything but the residual stream is shared)
      */
-    Activations(Backend backend, GptConfig config, int b, int t, boolean training, DType dtype) {
+    Activations(Backend backend, GptConfig config, int b, int t, boolean training, DType dtype, Recompute recompute) {
         this.backend = backend;
         this.b = b;
         this.t = t;
+        this.recompute = training ? recompute : Recompute.BLOCK;
         long n = (long) b * t;
         int c = config.channels();
+        long nc = n * c, heads = (long) b * config.numHeads() * t;
         DType stat = DType.FP32;
+        boolean keepAttention = this.recompute == Recompute.NONE, keepMlp = this.recompute != Recompute.BLOCK;
         tokens = alloc(DType.INT32, n);
         targets = alloc(DType.INT32, n);
-        encoded = alloc(dtype, n * c);
+        encoded = alloc(dtype, nc);
+        Buffer attproj = alloc(dtype, nc), fcproj = alloc(dtype, nc);
+        PerBlock attention = new PerBlock(keepAttention);
+        PerBlock mlp = new PerBlock(keepMlp);
         blocks = new Block[config.numLayers()];
         for (int l = 0; l < blocks.length; l++) {
-            blocks[l] = new Block(alloc(dtype, n * c), alloc(stat, n), alloc(stat, n),
-                    alloc(dtype, 3 * n * c), alloc(dtype, n * c),
-                    alloc(stat, (long) b * config.numHeads() * t), alloc(dtype, n * c),
-                    alloc(dtype, n * c), alloc(dtype, n * c), alloc(stat, n), alloc(stat, n),
-                    alloc(dtype, 4 * n * c), alloc(dtype, 4 * n * c), alloc(dtype, n * c),
-                    alloc(dtype, n * c));
+            blocks[l] = new Block(attention.get(0, dtype, nc), attention.get(1, stat, n), attention.get(2, stat, n),
+                    attention.get(3, dtype, 3 * nc), attention.get(4, dtype, nc), attention.get(5, stat, heads),
+                    attproj, mlp.get(0, dtype, nc), mlp.get(1, dtype, nc), mlp.get(2, stat, n), mlp.get(3, stat, n),
+                    mlp.get(4, dtype, 4 * nc), mlp.get(5, dtype, 4 * nc), fcproj, alloc(dtype, nc));
         }
-        lnf = alloc(dtype, n * c);
+        lnf = alloc(dtype, nc);
         lnfMean = alloc(stat, n);
         lnfRstd = alloc(stat, n);
         headRows = headRows(n, b, config.paddedVocabSize());
         logits = alloc(dtype, (long) headRows * config.paddedVocabSize());
         losses = alloc(stat, n);
-        scratch = training ? new Scratch(alloc(dtype, n * c), alloc(dtype, n * c),
-                alloc(dtype, n * c), alloc(dtype, 3 * n * c), alloc(dtype, 4 * n * c),
-                alloc(dtype, 4 * n * c)) : null;
+        scratch = training ? new Scratch(alloc(dtype, nc), alloc(dtype, nc), alloc(dtype, nc), alloc(dtype, 3 * nc),
+                alloc(dtype, 4 * nc), alloc(dtype, 4 * nc)) : null;
+    }
+
+    /** A block's buffers of one kind: a new one per block when kept, else one shared by all blocks. */
+    private final class PerBlock {
+        private final boolean kept;
+        private final Buffer[] shared = new Buffer[6];
+
+        PerBlock(boolean kept) {
+            this.kept = kept;
+        }
+
+        Buffer get(int slot, DType dtype, long length) {
+            if (kept) {
+                return alloc(dtype, length);
+            }
+            if (shared[slot] == null) {
+                shared[slot] = alloc(dtype, length);
+            }
+            return shared[slot];
+        }
     }
 
     /**
@@ -116,8 +147,8 @@ final class Activations implements AutoCloseable {
     }
 
     /** Whether a batch of {@code b} rows of up to {@code this.t} positions fits these buffers. */
-    boolean fits(int b, int t, boolean training) {
-        return this.b == b && t <= this.t && (!training || scratch != null);
+    boolean fits(int b, int t, boolean training, Recompute recompute) {
+        return this.b == b && t <= this.t && (!training || (scratch != null && this.recompute == recompute));
     }
 
     /** The residual stream entering block {@code layer}. */

@@ -6,7 +6,11 @@ import dev.anvil.kernels.Buffer;
 import dev.anvil.kernels.DType;
 
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Objects;
+import java.util.concurrent.CompletableFuture;
 import java.util.stream.IntStream;
 
 /**
@@ -39,7 +43,20 @@ public final class GptModel implements AutoCloseable {
     private final ModelTensors w;
     private final ModelTensors g;
     private Activations acts;
+    private Recompute recompute = Recompute.NONE;
+    /**
+     * Set by {@link #zeroGradients()} until the next training step has written the gradients: its LM
+     * head (in the forward pass) then overwrites the token embedding's gradient and its backward pass
+     * the rest, instead of adding into them (GEMMs with β = 0), so they need no zeroing pass.
+     */
+    private boolean gradientsStale;
+    /** While {@link #gradientsStale}: the LM head has overwritten the token embedding's gradient already. */
+    private boolean wteGradientWritten;
     private float[] hostLosses = new float[0];
+    /** Page-locked host copies of the per-position losses of {@link #forwardStep}'s micro-batches, and their copies. */
+    private final List<MemorySegment> lossSlots = new ArrayList<>();
+    private final List<CompletableFuture<Void>> lossCopies = new ArrayList<>();
+    private long lossSlotBytes;
     /** Batch shape of the last forward pass. */
     private int lastB;
     private int lastT;
@@ -120,7 +137,22 @@ public final class GptModel implements AutoCloseable {
 
     /** The contiguous gradient buffer, of {@link #dtype()}, laid out like {@link #parameters()}. */
     public Buffer gradients() {
+        materializeZeroGradients();
         return grads;
+    }
+
+    /**
+     * Which activations training keeps and which the backward pass recomputes (default
+     * {@link Recompute#NONE}); takes effect from the next forward pass. Results are the same bit
+     * for bit whatever the choice; memory and time are not.
+     */
+    public void recompute(Recompute mode) {
+        this.recompute = Objects.requireNonNull(mode, "mode");
+    }
+
+    /** The recomputation in effect for training. */
+    public Recompute recompute() {
+        return recompute;
     }
 
     /** Sets GPT-2's initial weights from {@code seed} (see {@link GptInit}). */
@@ -153,6 +185,7 @@ public final class GptModel implements AutoCloseable {
 
     /** A host copy of the gradients in layout order, widened to fp32 if they are BF16. */
     public float[] readGradients() {
+        materializeZeroGradients();
         float[] host = new float[Math.toIntExact(layout.totalSize())];
         download(grads, host);
         return host;
@@ -214,17 +247,33 @@ public final class GptModel implements AutoCloseable {
     public record Memory(long parameters, long masterWeights, long gradients, long activations) {
     }
 
-    /** Sets every gradient to zero. */
+    /**
+     * Sets every gradient to zero. Lazily: the next training step (its LM head, then its backward
+     * pass) overwrites the gradients instead of adding into them, which is the same and saves a pass
+     * over them (and the GEMMs' reads of them).
+     */
     public void zeroGradients() {
-        backend.zero(grads);
+        gradientsStale = true;
+        wteGradientWritten = false;
+    }
+
+    /** Zeroes the gradient buffer if {@link #zeroGradients()} is pending, for readers outside a backward pass. */
+    private void materializeZeroGradients() {
+        if (gradientsStale) {
+            // The token embedding comes first in the layout; an LM head since zeroGradients() wrote it.
+            long written = wteGradientWritten ? g.wte().length() : 0;
+            backend.zero(grads.slice(written, grads.length() - written));
+            gradientsStale = false;
+            wteGradientWritten = false;
+        }
     }
 
     /**
      * Forward pass of a training step: returns the mean cross-entropy over the {@code b·t}
      * positions and prepares {@link #backward()} to add the gradient of that mean. The LM head's
-     * part of the gradient (into the token embedding) is added here already, with the loss, so
-     * that the logits never exist for all positions at once: follow every training forward with
-     * {@link #backward()} before the gradients are read.
+     * part of the gradient (into the token embedding) is added here already (written, after
+     * {@link #zeroGradients()}), with the loss, so that the logits never exist for all positions at
+     * once: follow every training forward with {@link #backward()} before the gradients are read.
      */
     public float forward(int[] inputs, int[] targets, int b, int t) {
         return forward(inputs, targets, b, t, 1f);
@@ -241,23 +290,59 @@ public final class GptModel implements AutoCloseable {
     }
 
     /**
+     * {@link #forward(int[], int[], int, int, float)} without waiting for the loss: the per-position
+     * losses are copied to the host behind the pass, and {@link #takeLosses()} returns each
+     * micro-batch's mean. Nothing in a training step then waits for the device until its end.
+     */
+    public void forwardStep(int[] inputs, int[] targets, int b, int t, float lossScale) {
+        forwardTrunk(inputs, b, t);
+        lmHeadStep(targets, lossScale);
+    }
+
+    /**
      * The first part of {@link #forward(int[], int[], int, int, float)}: embeddings, every block
      * and the final LayerNorm of a training step, without the LM head. Follow it with
-     * {@link #lmHead}; the two parts let a profiler time the LM head on its own.
+     * {@link #lmHead} or {@link #lmHeadStep}; the two parts let a profiler time the LM head on its own.
      */
     public void forwardTrunk(int[] inputs, int b, int t) {
         prepare(inputs, null, b, t, t, true);
-        backwardReady = false;
         headPending = true;
     }
 
     /**
      * The second part of {@link #forward(int[], int[], int, int, float)}: the LM head and the
      * cross-entropy of {@code targets} against the last {@link #forwardTrunk}, fused with their
-     * backward (the token embedding's gradient is added, dlnf kept for {@link #backward()}).
-     * Returns the mean loss.
+     * backward (the token embedding's gradient is added, or written after {@link #zeroGradients()};
+     * dlnf is kept for {@link #backward()}). Returns the mean loss.
      */
     public float lmHead(int[] targets, float lossScale) {
+        trainingHead(targets, lossScale);
+        return meanLoss(lastB * lastT);
+    }
+
+    /**
+     * {@link #lmHead} without waiting for the loss, as {@link #forwardStep}: {@link #takeLosses()}
+     * returns it.
+     */
+    public void lmHeadStep(int[] targets, float lossScale) {
+        trainingHead(targets, lossScale);
+        int n = lastB * lastT;
+        long bytes = 4L * n;
+        if (bytes != lossSlotBytes) {
+            takeLosses();
+            lossSlots.forEach(backend::freeHost);
+            lossSlots.clear();
+            lossSlotBytes = bytes;
+        }
+        int k = lossCopies.size();
+        if (k == lossSlots.size()) {
+            lossSlots.add(backend.allocateHost(bytes));
+        }
+        lossCopies.add(backend.downloadAsync(acts.losses.slice(0, n), lossSlots.get(k)));
+    }
+
+    /** {@link #lmHead} up to the loss on the device, which prepares {@link #backward()}. */
+    private void trainingHead(int[] targets, float lossScale) {
         if (!headPending) {
             throw new IllegalStateException("lmHead() needs forwardTrunk() first, once per trunk");
         }
@@ -267,16 +352,37 @@ public final class GptModel implements AutoCloseable {
             throw new IllegalArgumentException("a batch of " + lastB + "x" + lastT + " needs " + n + " targets, got "
                     + targets.length);
         }
-        float loss = head(targets, true, lossScale / ((float) lastB * lastT));
+        head(targets, true, lossScale / ((float) lastB * lastT));
         backwardReady = true;
-        return loss;
+    }
+
+    /**
+     * The mean loss of each micro-batch passed to {@link #forwardStep} or {@link #lmHeadStep} since the
+     * last call, in order; waits for their copies (which were queued before each backward pass, so
+     * they are usually there).
+     */
+    public float[] takeLosses() {
+        float[] means = new float[lossCopies.size()];
+        int n = (int) (lossSlotBytes / 4);
+        for (int k = 0; k < means.length; k++) {
+            lossCopies.get(k).join();
+            MemorySegment slot = lossSlots.get(k);
+            double sum = 0.0;
+            for (int i = 0; i < n; i++) {
+                sum += slot.getAtIndex(ValueLayout.JAVA_FLOAT, i);
+            }
+            means[k] = (float) (sum / n);
+        }
+        lossCopies.clear();
+        return means;
     }
 
     /** Mean cross-entropy of {@code targets} given {@code inputs}, without gradients. */
     public float evaluate(int[] inputs, int[] targets, int b, int t) {
         Objects.requireNonNull(targets, "targets");
         prepare(inputs, targets, b, t, t, false);
-        return head(targets, false, 0f);
+        head(targets, false, 0f);
+        return meanLoss(b * t);
     }
 
     /**
@@ -303,11 +409,11 @@ public final class GptModel implements AutoCloseable {
         backwardReady = false;
         headPending = false;
         checkBatch(inputs, targets, b, t);
-        if (acts == null || !acts.fits(b, t, training)) {
+        if (acts == null || !acts.fits(b, t, training, recompute)) {
             if (acts != null) {
                 acts.close();
             }
-            acts = new Activations(backend, config, b, capacityT, training, dtype);
+            acts = new Activations(backend, config, b, capacityT, training, dtype, recompute);
         }
         lastB = b;
         lastT = t;
@@ -316,17 +422,21 @@ public final class GptModel implements AutoCloseable {
         trunk(b, t);
     }
 
-    /** The LM head and the mean loss; with {@code training}, its gradient too (see {@link #lmHead}). */
-    private float head(int[] targets, boolean training, float gradScale) {
+    /** The LM head and the per-position losses; with {@code training}, its gradient too (see {@link #lmHead}). */
+    private void head(int[] targets, boolean training, float gradScale) {
         int n = lastB * lastT;
         backend.upload(acts.targets.slice(0, n), MemorySegment.ofArray(targets).asSlice(0, 4L * n));
         Buffer dlnf = training ? acts.scratch.dln() : null;
+        boolean accumulate = true;
         if (training) {
             backend.zero(dlnf);
+            // The first writer of wte's gradient after zeroGradients() overwrites it (β = 0).
+            accumulate = !gradientsStale || wteGradientWritten;
+            wteGradientWritten = gradientsStale;
         }
         backend.lmHeadCrossEntropy(acts.losses, dlnf, training ? g.wte() : null, acts.lnf, w.wte(), acts.targets,
-                acts.logits, n, config.channels(), config.vocabSize(), config.paddedVocabSize(), gradScale);
-        return meanLoss(n);
+                acts.logits, n, config.channels(), config.vocabSize(), config.paddedVocabSize(), gradScale,
+                accumulate);
     }
 
     private void checkBatch(int[] inputs, int[] targets, int b, int t) {
@@ -344,29 +454,61 @@ public final class GptModel implements AutoCloseable {
         }
     }
 
-    /** Embedding, every block and the final LayerNorm, leaving the result in {@code acts.lnf}. */
+    /**
+     * Embedding, every block and the final LayerNorm, leaving the result in {@code acts.lnf}. Each
+     * residual add is fused with the LayerNorm that reads its result (the next block's first, or the
+     * final one).
+     */
     private void trunk(int b, int t) {
         int n = b * t;
         int c = config.channels();
-        int nc = n * c;
         backend.encoderForward(acts.encoded, acts.tokens, w.wte(), w.wpe(), b, t, c);
+        Activations.Block first = acts.blocks[0];
+        backend.layerNormForward(first.ln1(), first.ln1Mean(), first.ln1Rstd(), acts.encoded, w.blocks()[0].ln1w(),
+                w.blocks()[0].ln1b(), n, c);
         for (int l = 0; l < config.numLayers(); l++) {
-            BlockTensors p = w.blocks()[l];
+            forwardBlock(l, b, t, false);
             Activations.Block a = acts.blocks[l];
-            Buffer residual = acts.residualInto(l);
-            backend.layerNormForward(a.ln1(), a.ln1Mean(), a.ln1Rstd(), residual, p.ln1w(), p.ln1b(), n, c);
-            backend.matmulForward(a.qkv(), a.ln1(), p.qkvw(), p.qkvb(), n, c, 3 * c);
-            backend.attentionForward(a.atty(), a.lse(), a.qkv(), b, t, c, config.numHeads());
-            backend.matmulForward(a.attproj(), a.atty(), p.attprojw(), p.attprojb(), n, c, c);
-            backend.residualForward(a.residual2(), residual, a.attproj(), nc);
-            backend.layerNormForward(a.ln2(), a.ln2Mean(), a.ln2Rstd(), a.residual2(), p.ln2w(), p.ln2b(), n, c);
-            backend.matmulForward(a.fch(), a.ln2(), p.fcw(), p.fcb(), n, c, 4 * c);
-            backend.geluForward(a.fchGelu(), a.fch(), 4 * nc);
-            backend.matmulForward(a.fcproj(), a.fchGelu(), p.fcprojw(), p.fcprojb(), n, 4 * c, c);
-            backend.residualForward(a.residual3(), a.residual2(), a.fcproj(), nc);
+            if (l + 1 < config.numLayers()) {
+                Activations.Block next = acts.blocks[l + 1];
+                BlockTensors p = w.blocks()[l + 1];
+                backend.residualLayerNormForward(a.residual3(), next.ln1(), next.ln1Mean(), next.ln1Rstd(),
+                        a.residual2(), a.fcproj(), p.ln1w(), p.ln1b(), n, c);
+            } else {
+                backend.residualLayerNormForward(a.residual3(), acts.lnf, acts.lnfMean, acts.lnfRstd, a.residual2(),
+                        a.fcproj(), w.lnfw(), w.lnfb(), n, c);
+            }
         }
-        backend.layerNormForward(acts.lnf, acts.lnfMean, acts.lnfRstd, acts.residualInto(config.numLayers()),
-                w.lnfw(), w.lnfb(), n, c);
+    }
+
+    /**
+     * Block {@code l} from its LayerNorm 1 output (already in {@code ln1}) to the MLP's down-projection
+     * ({@code fcproj}); the residual add after it is the caller's. As a recomputation for the backward
+     * pass ({@code recomputing}), it first redoes LayerNorm 1 from the block's input, then only what
+     * {@link Activations#recompute} shares: the attention half alone for {@link Recompute#ATTENTION},
+     * and never the down-projection, whose output the backward pass does not read.
+     */
+    private void forwardBlock(int l, int b, int t, boolean recomputing) {
+        int n = b * t;
+        int c = config.channels();
+        BlockTensors p = w.blocks()[l];
+        Activations.Block a = acts.blocks[l];
+        Buffer residual = acts.residualInto(l);
+        if (recomputing) {
+            backend.layerNormForward(a.ln1(), a.ln1Mean(), a.ln1Rstd(), residual, p.ln1w(), p.ln1b(), n, c);
+        }
+        backend.matmulForward(a.qkv(), a.ln1(), p.qkvw(), p.qkvb(), n, c, 3 * c);
+        backend.attentionForward(a.atty(), a.lse(), a.qkv(), b, t, c, config.numHeads());
+        if (recomputing && acts.recompute == Recompute.ATTENTION) {
+            return;
+        }
+        backend.matmulForward(a.attproj(), a.atty(), p.attprojw(), p.attprojb(), n, c, c);
+        backend.residualLayerNormForward(a.residual2(), a.ln2(), a.ln2Mean(), a.ln2Rstd(), residual, a.attproj(),
+                p.ln2w(), p.ln2b(), n, c);
+        backend.matmulGeluForward(a.fchGelu(), a.fch(), a.ln2(), p.fcw(), p.fcb(), n, c, 4 * c);
+        if (!recomputing) {
+            backend.matmulForward(a.fcproj(), a.fchGelu(), p.fcprojw(), p.fcprojb(), n, 4 * c, c);
+        }
     }
 
     private float meanLoss(int n) {
@@ -411,15 +553,29 @@ public final class GptModel implements AutoCloseable {
         int t = lastT;
         int n = b * t;
         int c = config.channels();
+        // After zeroGradients() the parameter gradients are overwritten, not added into: the GEMMs
+        // write theirs with β = 0; the few others (LayerNorms, position embedding) are zeroed here.
+        // The token embedding's was written by the LM head, unless zeroGradients() came after it.
+        boolean accumulate = !gradientsStale;
+        if (!accumulate) {
+            backend.zero(g.wpe());
+            backend.zero(g.lnfw());
+            backend.zero(g.lnfb());
+            if (!wteGradientWritten) {
+                backend.zero(g.wte());
+            }
+        }
+        gradientsStale = false;
+        wteGradientWritten = false;
         Activations.Scratch s = acts.scratch;
-        // The LM head's share ran with the loss in forward(): dlnf waits in dln, wte's gradient is added.
+        // The LM head's share ran with the loss in forward(): dlnf waits in dln, wte's gradient is in.
         backend.zero(s.dresidual());
         backend.layerNormBackward(s.dresidual(), g.lnfw(), g.lnfb(), s.dln(), acts.residualInto(config.numLayers()),
                 w.lnfw(), acts.lnfMean, acts.lnfRstd, n, c);
         long end = layout.totalSize();
         for (int l = config.numLayers(); l >= 0; l--) {
             if (l < config.numLayers()) {
-                backwardBlock(l, b, t);
+                backwardBlock(l, b, t, accumulate);
             }
             long start = layout.blockStart(l);
             listener.ready(start, end - start);
@@ -432,8 +588,9 @@ public final class GptModel implements AutoCloseable {
     /**
      * One block's backward. On entry {@code dresidual} holds the gradient of the block's output; the
      * residual connections pass it straight through, and each branch adds its input gradient to it.
+     * Activations the forward pass did not keep are recomputed first (see {@link Recompute}).
      */
-    private void backwardBlock(int l, int b, int t) {
+    private void backwardBlock(int l, int b, int t, boolean accumulate) {
         int n = b * t;
         int c = config.channels();
         BlockTensors p = w.blocks()[l];
@@ -441,28 +598,38 @@ public final class GptModel implements AutoCloseable {
         Activations.Block a = acts.blocks[l];
         Activations.Scratch s = acts.scratch;
         Buffer residual = acts.residualInto(l);
+        if (acts.recompute != Recompute.NONE) {
+            forwardBlock(l, b, t, true);
+        }
+        if (!accumulate) {
+            for (Buffer layerNormGrad : new Buffer[] {gp.ln1w(), gp.ln1b(), gp.ln2w(), gp.ln2b()}) {
+                backend.zero(layerNormGrad);
+            }
+        }
 
-        backend.zero(s.dfchGelu());
-        backend.matmulBackward(s.dfchGelu(), gp.fcprojw(), gp.fcprojb(), s.dresidual(), a.fchGelu(), p.fcprojw(), n, 4 * c, c);
-        backend.zero(s.dfch());
-        backend.geluBackward(s.dfch(), a.fch(), s.dfchGelu(), 4 * n * c);
+        // MLP: the down-projection's backward writes the GELU's input gradient (its derivative fused).
+        backend.matmulGeluBackward(s.dfch(), s.dfchGelu(), gp.fcprojw(), gp.fcprojb(), s.dresidual(), a.fchGelu(),
+                p.fcprojw(), a.fch(), n, 4 * c, c, accumulate);
         backend.zero(s.dln());
-        backend.matmulBackward(s.dln(), gp.fcw(), gp.fcb(), s.dfch(), a.ln2(), p.fcw(), n, c, 4 * c);
+        backend.matmulBackward(s.dln(), gp.fcw(), gp.fcb(), s.dfch(), a.ln2(), p.fcw(), n, c, 4 * c, accumulate);
         backend.layerNormBackward(s.dresidual(), gp.ln2w(), gp.ln2b(), s.dln(), a.residual2(), p.ln2w(),
                 a.ln2Mean(), a.ln2Rstd(), n, c);
 
         backend.zero(s.datty());
-        backend.matmulBackward(s.datty(), gp.attprojw(), gp.attprojb(), s.dresidual(), a.atty(), p.attprojw(), n, c, c);
+        backend.matmulBackward(s.datty(), gp.attprojw(), gp.attprojb(), s.dresidual(), a.atty(), p.attprojw(), n, c, c,
+                accumulate);
         backend.zero(s.dqkv());
         backend.attentionBackward(s.dqkv(), s.datty(), a.qkv(), a.atty(), a.lse(), b, t, c, config.numHeads());
         backend.zero(s.dln());
-        backend.matmulBackward(s.dln(), gp.qkvw(), gp.qkvb(), s.dqkv(), a.ln1(), p.qkvw(), n, c, 3 * c);
+        backend.matmulBackward(s.dln(), gp.qkvw(), gp.qkvb(), s.dqkv(), a.ln1(), p.qkvw(), n, c, 3 * c, accumulate);
         backend.layerNormBackward(s.dresidual(), gp.ln1w(), gp.ln1b(), s.dln(), residual, p.ln1w(),
                 a.ln1Mean(), a.ln1Rstd(), n, c);
     }
 
     @Override
     public void close() {
+        takeLosses();
+        lossSlots.forEach(backend::freeHost);
         if (acts != null) {
             acts.close();
         }

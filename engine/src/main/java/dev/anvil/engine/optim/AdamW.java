@@ -8,8 +8,10 @@ import dev.anvil.kernels.Buffer;
 import dev.anvil.kernels.DType;
 
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 
 /**
  * {@code torch.optim.AdamW} over a model's contiguous parameter buffer, with weight decay on 2-D
@@ -39,6 +41,11 @@ public final class AdamW implements Optimizer, AutoCloseable {
     private final Buffer m;
     private final Buffer v;
     private final Buffer normSquared;
+    /** The device-side clip: {norm, factor} ({@link dev.anvil.kernels.OptimizerOps#gradientClip}). */
+    private final Buffer clip;
+    /** Host copy of {@link #clip} after each device-side {@link #stepClipped}. */
+    private final MemorySegment clipHost;
+    private CompletableFuture<Void> clipCopied = CompletableFuture.completedFuture(null);
     private final List<Group> groups;
     private final float[] hostSquares;
     private int step;
@@ -57,6 +64,8 @@ public final class AdamW implements Optimizer, AutoCloseable {
         this.v = backend.allocate(DType.FP32, Math.max(1, shard.size()));
         this.normSquared = backend.allocate(DType.FP32, Math.max(1, shard.runs().size()));
         this.hostSquares = new float[shard.runs().size()];
+        this.clip = backend.allocate(DType.FP32, 2);
+        this.clipHost = backend.allocateHost(2L * Float.BYTES);
         this.groups = groups(layout, shard);
     }
 
@@ -151,6 +160,54 @@ public final class AdamW implements Optimizer, AutoCloseable {
     }
 
     @Override
+    public CompletableFuture<Float> stepClipped(GptModel model, float lr) {
+        return stepClipped(model.parameters(), model.masterWeights(), model.gradients(), lr);
+    }
+
+    /**
+     * One clipped update that never waits for the device, when this optimizer owns the whole buffer:
+     * the gradients' norm and the clip factor are computed on the backend, AdamW reads the factor
+     * there, and the norm comes back asynchronously (the future). A non-finite norm skips the update
+     * on the backend, weights and moments unchanged, and is not counted in {@link #stepCount()} once
+     * the future has completed. The same arithmetic as {@link #gradientNorm(Buffer)},
+     * {@link #clipScale} and {@link #step(Buffer, Buffer, Buffer, float, float)}, which an optimizer of a
+     * shard uses instead (its norm needs the other ranks'), as {@link Optimizer#stepClipped} does.
+     */
+    public CompletableFuture<Float> stepClipped(Buffer params, Buffer master, Buffer grads, float lr) {
+        List<ParameterShard.Run> runs = shard.runs();
+        boolean whole = runs.size() == 1 && runs.getFirst().offset() == 0 && runs.getFirst().local() == 0
+                && runs.getFirst().length() == grads.length();
+        if (!whole) {
+            float norm = gradientNorm(grads);
+            if (Float.isFinite(norm)) {
+                step(params, master, grads, lr, clipScale(norm));
+            }
+            return CompletableFuture.completedFuture(norm);
+        }
+        clipCopied.join();  // the host copy of the previous step's norm is not overwritten under its reader
+        backend.sumOfSquares(normSquared.slice(0, 1), grads);
+        backend.gradientClip(clip, normSquared.slice(0, 1), config.gradClip());
+        step++;
+        AdamWStep s = new AdamWStep(lr, config.beta1(), config.beta2(), config.eps(), 0f, step, 1f);
+        AdamWStep decayed = s.withWeightDecay(config.weightDecay());
+        Buffer factor = clip.slice(1, 1);
+        for (Group gr : groups) {
+            backend.adamw(params.slice(gr.offset(), gr.length()),
+                    master == null ? null : master.slice(gr.local(), gr.length()),
+                    grads.slice(gr.offset(), gr.length()), m.slice(gr.local(), gr.length()),
+                    v.slice(gr.local(), gr.length()), gr.decay() ? decayed : s, factor);
+        }
+        clipCopied = backend.downloadAsync(clip, clipHost);
+        return clipCopied.thenApply(done -> {
+            float norm = clipHost.get(ValueLayout.JAVA_FLOAT, 0);
+            if (!Float.isFinite(norm)) {
+                step--;  // the backend skipped it
+            }
+            return norm;
+        });
+    }
+
+    @Override
     public long stateBytes() {
         return 2 * shard.size() * DType.FP32.bytes();
     }
@@ -222,5 +279,8 @@ public final class AdamW implements Optimizer, AutoCloseable {
         m.close();
         v.close();
         normSquared.close();
+        clipCopied.join();
+        clip.close();
+        backend.freeHost(clipHost);
     }
 }

@@ -6,7 +6,6 @@ import dev.anvil.collective.ReduceOp;
 import dev.anvil.kernels.Backend;
 import dev.anvil.kernels.Buffer;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
@@ -20,7 +19,10 @@ import java.util.concurrent.CompletableFuture;
  * buffer, filled from its end to its start in backward order.
  *
  * <p>Where the backend keeps gradients in host memory the all-reduce works on them in place;
- * otherwise each bucket is downloaded into a host staging buffer and uploaded back at the end.
+ * otherwise each bucket is copied into page-locked host staging ({@link Backend#downloadAsync}: on a
+ * GPU, a copy stream ordered by an event, so the backward pass is never waited for) and its
+ * all-reduce starts once the copy has landed; the results are uploaded back at the end. All
+ * collective calls are made from the training thread, in bucket order, as every rank must.
  * FP32 gradients are reduced as FLOAT32, BF16 gradients as BFLOAT16 (half the bytes on the wire;
  * the collective sums each reduction in fp32 and rounds the result to bf16).
  */
@@ -29,7 +31,17 @@ public final class GradientSync implements GradientReduction, AutoCloseable {
     /** PyTorch DDP's default bucket size. */
     public static final long DEFAULT_BUCKET_BYTES = 25L << 20;
 
-    private record Pending(long offset, long length, CompletableFuture<Void> done) {
+    /** A bucket: its copy to the host (done at once for host-resident gradients), then its all-reduce. */
+    private static final class Pending {
+        final long offset, length;
+        final CompletableFuture<Void> copied;
+        CompletableFuture<Void> reduced;
+
+        Pending(long offset, long length, CompletableFuture<Void> copied) {
+            this.offset = offset;
+            this.length = length;
+            this.copied = copied;
+        }
     }
 
     private final Communicator comm;
@@ -39,7 +51,6 @@ public final class GradientSync implements GradientReduction, AutoCloseable {
     private final int elementBytes;
     private final long bucketElements;
     private final Optional<MemorySegment> hostGrads;
-    private final Arena stagingArena;
     private final MemorySegment staging;
     private final List<Pending> pending = new ArrayList<>();
     private long readyStart;
@@ -65,8 +76,7 @@ public final class GradientSync implements GradientReduction, AutoCloseable {
         this.grads = grads;
         this.bucketElements = bucketBytes / elementBytes;
         this.hostGrads = backend.hostView(grads);
-        this.stagingArena = hostGrads.isPresent() ? null : Arena.ofShared();
-        this.staging = hostGrads.isPresent() ? null : stagingArena.allocate(grads.length() * elementBytes, 64);
+        this.staging = hostGrads.isPresent() ? null : backend.allocateHost(grads.length() * elementBytes);
         begin();
     }
 
@@ -89,22 +99,36 @@ public final class GradientSync implements GradientReduction, AutoCloseable {
             launch(readyStart, readyEnd - readyStart);
             readyEnd = readyStart;
         }
+        startLandedReductions(false);
+    }
+
+    /** Starts, in bucket order, the all-reduce of every bucket whose copy has landed (waiting for each when told to). */
+    private void startLandedReductions(boolean wait) {
+        for (Pending p : pending) {
+            if (p.reduced != null) {
+                continue;
+            }
+            if (!wait && !p.copied.isDone()) {
+                return;  // a later bucket must not overtake this one
+            }
+            p.copied.join();
+            p.reduced = comm.allReduceAsync(bucket(p.offset, p.length), elementType, ReduceOp.MEAN);
+        }
+    }
+
+    /** The host memory a bucket is reduced in. */
+    private MemorySegment bucket(long offset, long length) {
+        return (hostGrads.isPresent() ? hostGrads.get() : staging).asSlice(offset * elementBytes, length * elementBytes);
     }
 
     private void launch(long offset, long length) {
         if (length == 0) {
             return;
         }
-        long bytes = length * elementBytes;
-        MemorySegment host;
-        if (hostGrads.isPresent()) {
-            host = hostGrads.get().asSlice(offset * elementBytes, bytes);
-        } else {
-            host = staging.asSlice(offset * elementBytes, bytes);
-            backend.download(grads.slice(offset, length), host);
-        }
-        pending.add(new Pending(offset, length, comm.allReduceAsync(host, elementType, ReduceOp.MEAN)));
-        bytesReduced += bytes;
+        CompletableFuture<Void> copied = hostGrads.isPresent() ? CompletableFuture.completedFuture(null)
+                : backend.downloadAsync(grads.slice(offset, length), bucket(offset, length));
+        pending.add(new Pending(offset, length, copied));
+        bytesReduced += length * elementBytes;
     }
 
     /**
@@ -116,11 +140,11 @@ public final class GradientSync implements GradientReduction, AutoCloseable {
         if (readyEnd > readyStart) {
             launch(readyStart, readyEnd - readyStart);
         }
+        startLandedReductions(true);
         for (Pending p : pending) {
-            Communicator.await(p.done());
+            Communicator.await(p.reduced);
             if (hostGrads.isEmpty()) {
-                backend.upload(grads.slice(p.offset(), p.length()),
-                        staging.asSlice(p.offset() * elementBytes, p.length() * elementBytes));
+                backend.upload(grads.slice(p.offset, p.length), bucket(p.offset, p.length));
             }
         }
         begin();
@@ -128,8 +152,8 @@ public final class GradientSync implements GradientReduction, AutoCloseable {
 
     @Override
     public void close() {
-        if (stagingArena != null) {
-            stagingArena.close();
+        if (staging != null) {
+            backend.freeHost(staging);
         }
     }
 }

@@ -11,6 +11,7 @@ import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.util.Locale;
 import java.util.Objects;
+import java.util.concurrent.CompletableFuture;
 import java.util.function.Consumer;
 
 /**
@@ -132,7 +133,7 @@ public final class Trainer {
             double lossSum = 0;
             for (int k = 0; k < accum; k++) {
                 train.fill((long) step * accum + k, inputs, targets);
-                lossSum += model.forward(inputs, targets, b, t, 1f / accum);
+                model.forwardStep(inputs, targets, b, t, 1f / accum);
                 if (k == accum - 1 && sync != null) {
                     model.backward(sync);
                     sync.finish();
@@ -140,18 +141,24 @@ public final class Trainer {
                     model.backward();
                 }
             }
+            // Queued behind the backward pass: for a whole-buffer AdamW the norm, the clip factor and the
+            // update all stay on the device (a diverged step's update is skipped there), and the host
+            // waits only below, at the end of the step.
+            float lr = lrs.at(step);
+            CompletableFuture<Float> stepNorm = optimizer.stepClipped(model, lr);
+            for (float microLoss : model.takeLosses()) {
+                lossSum += microLoss;
+            }
             float[] agreed = group.agree((float) (lossSum / accum), stop.requested());
             loss = agreed[0] / group.worldSize();
             boolean stopping = agreed[1] > 0;
-            float norm = optimizer.gradientNorm(model);
+            float norm = stepNorm.join();
             if (!Float.isFinite(loss) || !Float.isFinite(norm)) {
                 throw new TrainingDivergedException(step + 1, String.format(Locale.ROOT,
                         "step %d: loss %s, gradient norm %s: training diverged and stopped before updating the "
                                 + "weights; try a lower --lr, --grad-clip 1.0 or a longer --warmup-steps",
                         step + 1, loss, norm));
             }
-            float lr = lrs.at(step);
-            optimizer.step(model, lr, optimizer.clipScale(norm));
             step++;
             double stepSeconds = (System.nanoTime() - stepStart) / 1e9;
             if (step > startStep + 1) { // the first step warms up the JIT: leave it out of the ETA

@@ -1,10 +1,15 @@
 package dev.anvil.engine.cli;
 
+import dev.anvil.engine.model.Recompute;
+import dev.anvil.kernels.cuda.AttentionKernels;
 import org.junit.jupiter.api.Test;
+import picocli.CommandLine;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** Which GPU, and how many CPU threads, a data-parallel rank trains on. */
+/** Which GPU, how many CPU threads and which attention kernels a rank trains with. */
 class BackendOptionsTest {
 
     @Test
@@ -20,5 +25,31 @@ class BackendOptionsTest {
         assertEquals(16, BackendOptions.cpuThreads(16, null));
         assertEquals(4, BackendOptions.cpuThreads(16, "4"));
         assertEquals(1, BackendOptions.cpuThreads(2, "4")); // more ranks than cores: one thread each
+    }
+
+    @Test
+    void attentionKernelsAreTensorCoresUnlessFmaIsAsked() {
+        assertEquals(AttentionKernels.TC, parse().attentionKernels());
+        assertEquals(AttentionKernels.TC, parse("--attention", "tc").attentionKernels());
+        assertEquals(AttentionKernels.FMA, parse("--attention", "fma").attentionKernels());
+        BackendOptions wrong = parse("--attention", "flash");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, wrong::open);
+        assertTrue(e.getMessage().contains("--attention must be tc or fma, got 'flash'"), e.getMessage());
+    }
+
+    @Test
+    void recomputeNamesWhatTheBackwardPassRecomputes() {
+        assertEquals(Recompute.NONE, parse().recompute());
+        assertEquals(Recompute.ATTENTION, parse("--recompute", "attention").recompute());
+        assertEquals(Recompute.BLOCK, parse("--recompute", "block").recompute());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                parse("--recompute", "all")::open);
+        assertTrue(e.getMessage().contains("--recompute must be none, attention or block, got 'all'"), e.getMessage());
+    }
+
+    private static BackendOptions parse(String... args) {
+        BackendOptions options = new BackendOptions();
+        new CommandLine(options).parseArgs(args);
+        return options;
     }
 }

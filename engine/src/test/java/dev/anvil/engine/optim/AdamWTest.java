@@ -9,7 +9,9 @@ import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.MemorySegment;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class AdamWTest {
 
@@ -91,5 +93,34 @@ class AdamWTest {
             adamw.step(params, upload(small), 1f, 0.5f);
         }
         assertEquals(-(0.5e-8 / (0.5e-8 + 1e-8)), download(params)[0], 1e-6);
+    }
+
+    @Test
+    void stepClippedIsGradientNormClipScaleAndStepBitForBit() {
+        int n = (int) LAYOUT.totalSize();
+        java.util.Random rnd = new java.util.Random(5);
+        float[] p = new float[n], g = new float[n];
+        for (int i = 0; i < n; i++) {
+            p[i] = (float) rnd.nextGaussian();
+            g[i] = (float) rnd.nextGaussian() * 3;  // norm well above the clip of 1
+        }
+        AdamWConfig config = new AdamWConfig(0.9f, 0.95f, 1e-8f, 0.1f, 1f);
+        Buffer hostParams = upload(p), deviceParams = upload(p), grads = upload(g);
+        try (AdamW onHost = new AdamW(backend, LAYOUT, config); AdamW onDevice = new AdamW(backend, LAYOUT, config)) {
+            for (int step = 0; step < 2; step++) {
+                float norm = onHost.gradientNorm(grads);
+                onHost.step(hostParams, grads, 1e-2f, onHost.clipScale(norm));
+                assertEquals(norm, onDevice.stepClipped(deviceParams, null, grads, 1e-2f).join());
+                assertArrayEquals(download(hostParams), download(deviceParams));
+            }
+            assertEquals(2, onDevice.stepCount());
+            float[] bad = g.clone();
+            bad[3] = Float.NaN;
+            backend.upload(grads, MemorySegment.ofArray(bad));
+            float[] before = download(deviceParams);
+            assertTrue(Float.isNaN(onDevice.stepClipped(deviceParams, null, grads, 1e-2f).join()));
+            assertArrayEquals(before, download(deviceParams), "a NaN gradient norm skips the update");
+            assertEquals(2, onDevice.stepCount(), "a skipped update is not counted");
+        }
     }
 }

@@ -353,6 +353,25 @@ public final class CpuBackend implements Backend {
         }
     }
 
+    @Override
+    public void gradientClip(Buffer out, Buffer sumOfSquares, float maxNorm) {
+        CpuBuffer o = CpuBuffer.f32(out, "out", 2), s = CpuBuffer.f32(sumOfSquares, "sumOfSquares", 1);
+        float norm = (float) Math.sqrt(s.f[s.offset]);
+        float scale = !Float.isFinite(norm) ? Float.NaN : maxNorm <= 0f ? 1f : Math.min(maxNorm / (norm + 1e-6f), 1f);
+        o.f[o.offset] = norm;
+        o.f[o.offset + 1] = scale;
+    }
+
+    @Override
+    public void adamw(Buffer params, Buffer master, Buffer grads, Buffer m, Buffer v, AdamWStep step,
+                      Buffer gradScale) {
+        CpuBuffer s = CpuBuffer.f32(gradScale, "gradScale", 1);
+        float scale = s.f[s.offset];
+        if (Float.isFinite(scale)) {
+            adamw(params, master, grads, m, v, step.withGradScale(scale));
+        }
+    }
+
     /** The storage type of an op, taken from its output as the CUDA backend does: FP32 or BF16. */
     private static DType floatType(Buffer buffer, String name) {
         DType t = CpuBuffer.of(buffer, buffer.dtype(), name).dtype();

@@ -21,7 +21,6 @@ final class VectorPacking {
     private static final int T = 16;
     static final FloatVector ZIP_LO;
     static final FloatVector ZIP_HI;
-    private static final VectorMask<Float> FULL = S.maskAll(true);
     /** Each thread's staging area for the rounds of a transpose: two 16 × 16 blocks. */
     private static final ThreadLocal<float[]> SCRATCH = ThreadLocal.withInitial(() -> new float[2 * T * T]);
 
@@ -81,8 +80,8 @@ final class VectorPacking {
             int src = off + (row0 + p) * rowStride + k0;
             for (int g = 0; g < w; g += T) {
                 int valid = Math.max(0, Math.min(T, h - g));
-                VectorMask<Float> room = S.indexInRange(0, Math.min(T, w - g));
-                if (valid == T && w - g >= T) {
+                int room = Math.min(T, w - g);
+                if (valid == T && room == T) {
                     for (int k = 0; k < kBulk; k += T) {
                         RegisterTranspose.full(x, src + g * rowStride + k, rowStride, dst, d + k * w + g, w);
                     }
@@ -107,16 +106,16 @@ final class VectorPacking {
     /**
      * Reads {@code valid} rows of 16 values ({@code x[src + r·stride + i]}, zeros for rows past
      * {@code valid}) and writes their transpose: value {@code i} of row {@code r} to
-     * {@code dst[d + i·ld + r]}, the lanes of {@code room} of each written row. For the ragged
+     * {@code dst[d + i·ld + r]}, the first {@code room} lanes of each written row. For the ragged
      * blocks at a panel's edge, which {@link RegisterTranspose} does not take: the four rounds pass
      * through a thread's scratch in L1.
      */
     private static void transpose(float[] x, int src, int stride, int valid, float[] dst, int d, int ld,
-                                  VectorMask<Float> room, float[] scratch) {
+                                  int room, float[] scratch) {
         int half = T * T;
-        zip(x, src, stride, valid, scratch, 0, T, FULL);
-        zip(scratch, 0, T, T, scratch, half, T, FULL);
-        zip(scratch, half, T, T, scratch, 0, T, FULL);
+        zip(x, src, stride, valid, scratch, 0, T, T);
+        zip(scratch, 0, T, T, scratch, half, T, T);
+        zip(scratch, half, T, T, scratch, 0, T, T);
         zip(scratch, 0, T, T, dst, d, ld, room);
     }
 
@@ -126,12 +125,15 @@ final class VectorPacking {
      * {@code c} has moved to row {@code c} lane {@code r}.
      */
     private static void zip(float[] from, int fromOff, int fromStride, int valid, float[] to, int toOff,
-                            int toStride, VectorMask<Float> room) {
+                            int toStride, int room) {
+        // The mask is made here, not passed in: a vector or mask argument is boxed whenever C2 declines to
+        // inline the call (as it does once the callee has been compiled on its own), one object per call.
+        VectorMask<Float> lanes = S.indexInRange(0, room);
         for (int i = 0; i < T / 2; i++) {
             FloatVector a = row(from, fromOff, fromStride, i, valid);
             FloatVector b = row(from, fromOff, fromStride, i + T / 2, valid);
-            ZIP_LO.selectFrom(a, b).intoArray(to, toOff + 2 * i * toStride, room);
-            ZIP_HI.selectFrom(a, b).intoArray(to, toOff + (2 * i + 1) * toStride, room);
+            ZIP_LO.selectFrom(a, b).intoArray(to, toOff + 2 * i * toStride, lanes);
+            ZIP_HI.selectFrom(a, b).intoArray(to, toOff + (2 * i + 1) * toStride, lanes);
         }
     }
 

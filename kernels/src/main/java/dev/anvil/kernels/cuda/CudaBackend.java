@@ -14,8 +14,11 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
 
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 
@@ -42,10 +45,9 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
  */
 public final class CudaBackend implements Backend {
 
-    private static final int THREADS = 256;
-    private static final int SOFTMAX_THREADS = 512;
-    /** Rows summed per block in the two-stage column sums; enough blocks to fill the GPU. */
-    private static final int MAX_CHUNKS = 128;
+    private static final String CONVERT_TO_BF16 = "convert_f32_to_bf16", CONVERT_TO_F32 = "convert_bf16_to_f32";
+    /** The backend's own entry points: conversions between the storage types ({@code convert.cu}). */
+    static final List<String> ENTRY_POINTS = List.of(CONVERT_TO_BF16, CONVERT_TO_F32);
     private static final int ERR_TOKEN = 1, ERR_TARGET = 2;
 
     private final int device;
@@ -55,14 +57,23 @@ public final class CudaBackend implements Backend {
     private final Arena arena = Arena.ofShared();
     private final Set<CudaBuffer> allocations = new LinkedHashSet<>();
     private MemorySegment stream;
-    private KernelLauncher launcher;
     private CudaKernels kernels;
-    private CudaMatmul matmul;
+    private CublasLtGemm gemm;
     private DeviceScratch scratch;
     private HostStaging staging;
+    private AsyncCopies copies;
     private long workspace;
     private long errorFlag;
     private MemorySegment errorHost;
+    private OpContext ops;
+    private CudaEncoder encoder;
+    private CudaLayerNorm layerNorm;
+    private CudaMatmul matmul;
+    private CudaAttention attention;
+    private CudaGelu gelu;
+    private CudaResidual residual;
+    private CudaCrossEntropy crossEntropy;
+    private CudaAdamW adamw;
     private boolean closed;
 
     /** Whether this machine can open a CUDA backend: driver, GPU, cuBLASLt and built kernels. */
@@ -156,24 +167,46 @@ public final class CudaBackend implements Backend {
             enter();
             long total = Driver.memoryInfo()[1];
             int version = Driver.driverVersion();
-            description = String.format("cuda (%s, sm_%d%d, %d SMs, %.1f GiB, driver %d.%d%s)", name, major, minor,
-                    smCount, total / (double) (1L << 30), version / 1000, version % 1000 / 10,
-                    options.tf32() ? ", tf32 matmuls" : "");
             // Non-blocking: other libraries' work on the legacy default stream never stalls ours.
             stream = Driver.streamCreate(Driver.STREAM_NON_BLOCKING);
-            launcher = new KernelLauncher(arena, stream);
             kernels = new CudaKernels(arena);
             scratch = new DeviceScratch(stream);
             staging = new HostStaging(stream);
-            workspace = Driver.memAlloc(CudaMatmul.WORKSPACE_BYTES);
-            matmul = new CudaMatmul(arena, stream, workspace, options.tf32());
+            copies = new AsyncCopies(context, stream);
+            workspace = Driver.memAlloc(CublasLtGemm.WORKSPACE_BYTES);
+            gemm = new CublasLtGemm(arena, stream, workspace, options.tf32());
             errorFlag = Driver.memAlloc(16);
             Driver.memsetD32Async(errorFlag, 0, 4, stream);
+            ops = new OpContext(this, kernels, new KernelLauncher(arena, stream), scratch, errorFlag, smCount,
+                    Driver.deviceAttribute(device, Driver.ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN));
+            CudaColumnSums sums = new CudaColumnSums(ops);
+            encoder = new CudaEncoder(ops);
+            layerNorm = new CudaLayerNorm(ops, sums);
+            gelu = new CudaGelu(ops);
+            matmul = new CudaMatmul(ops, gemm, sums, gelu);
+            attention = new CudaAttention(ops, options.attention(), stream);
+            residual = new CudaResidual(ops);
+            crossEntropy = new CudaCrossEntropy(ops);
+            adamw = new CudaAdamW(ops);
+            description = String.format("cuda (%s, sm_%d%d, %d SMs, %.1f GiB, driver %d.%d%s, %s attention)", name,
+                    major, minor, smCount, total / (double) (1L << 30), version / 1000, version % 1000 / 10,
+                    options.tf32() ? ", tf32 matmuls" : "", attention.tensorCores() ? "tensor-core" : "FMA");
             errorHost = arena.allocate(16, 16);
         } catch (RuntimeException e) {
             close();
             throw e;
         }
+    }
+
+    /** A timeline of events on this backend's stream, for per-op GPU times (close it before the backend). */
+    public EventTimeline timeline() {
+        enter();
+        return new EventTimeline(this, stream);
+    }
+
+    /** {@link #enter()} for {@link EventTimeline}. */
+    void enterForTimeline() {
+        enter();
     }
 
     /** Makes this backend's context current on the calling OS thread (see the class comment on threads). */
@@ -255,6 +288,36 @@ public final class CudaBackend implements Backend {
         synchronize();
     }
 
+    /** Page-locked host memory, which {@link #downloadAsync} copies into on its own stream. */
+    @Override
+    public MemorySegment allocateHost(long bytes) {
+        enter();
+        return copies.allocate(bytes);
+    }
+
+    @Override
+    public void freeHost(MemorySegment host) {
+        enter();
+        copies.free(host);
+    }
+
+    /**
+     * Into memory from {@link #allocateHost}: a copy on the copy stream, ordered after the work
+     * queued so far by an event, with no wait on the compute stream; into other memory, a
+     * {@link #download}.
+     */
+    @Override
+    public CompletableFuture<Void> downloadAsync(Buffer src, MemorySegment dst) {
+        enter();
+        CudaBuffer b = CudaBuffer.of(this, src, "download source");
+        requireBytes(dst, b, "download destination");
+        if (!copies.isPinned(dst)) {
+            download(src, dst);
+            return CompletableFuture.completedFuture(null);
+        }
+        return copies.download(dst, b.pointer(), b.bytes());
+    }
+
     private static void requireBytes(MemorySegment host, CudaBuffer b, String what) {
         if (host.byteSize() != b.bytes()) {
             throw new IllegalArgumentException(what + " holds " + host.byteSize() + " bytes, the buffer " + b.bytes());
@@ -284,9 +347,11 @@ public final class CudaBackend implements Backend {
         if (d.dtype() == s.dtype()) {
             copy(d, s);
         } else if (d.dtype() == DType.BF16 && s.dtype() == DType.FP32) {
-            launcher.begin(kernels.convertF32ToBf16).ptr(d).ptr(s).size(s.length()).launch(grid(s.length()), THREADS);
+            ops.launch(kernels.function(CONVERT_TO_BF16)).ptr(d).ptr(s).size(s.length())
+                    .launch(ops.grid(s.length()), OpContext.THREADS);
         } else if (d.dtype() == DType.FP32 && s.dtype() == DType.BF16) {
-            launcher.begin(kernels.convertBf16ToF32).ptr(d).ptr(s).size(s.length()).launch(grid(s.length()), THREADS);
+            ops.launch(kernels.function(CONVERT_TO_F32)).ptr(d).ptr(s).size(s.length())
+                    .launch(ops.grid(s.length()), OpContext.THREADS);
         } else {
             throw new IllegalArgumentException("convert goes between FP32 and BF16, not " + s.dtype() + " to "
                     + d.dtype());
@@ -330,314 +395,143 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    /** Blocks for a grid-stride kernel over {@code n} elements: enough to fill the GPU, at least one. */
-    private int grid(long n) {
-        long blocks = (n + THREADS - 1) / THREADS;
-        return (int) Math.max(1, Math.min(blocks, 32L * smCount));
-    }
-
-    private CudaBuffer buf(Buffer b, DType dtype, String name, long need) {
-        return CudaBuffer.of(this, b, dtype, name, need);
-    }
-
-    /** The storage type of an op, taken from its output: FP32 or BF16. */
-    private DType floatType(Buffer b, String name) {
-        DType t = CudaBuffer.of(this, b, name).dtype();
-        if (t == DType.INT32) {
-            throw new IllegalArgumentException(name + " must be FP32 or BF16, is INT32");
-        }
-        return t;
-    }
-
-    // ---- transformer ops ----
+    // ---- transformer and optimizer ops: each family's shape checks and launches live in its own class ----
 
     @Override
     public void encoderForward(Buffer out, Buffer tokens, Buffer wte, Buffer wpe, int b, int t, int c) {
         enter();
-        DType dt = floatType(out, "out");
-        long bt = (long) b * t;
-        CudaBuffer te = buf(wte, dt, "wte", c);
-        launcher.begin(kernels.encoderForward.of(dt)).ptr(buf(out, dt, "out", bt * c))
-                .ptr(buf(tokens, DType.INT32, "tokens", bt)).ptr(te).ptr(buf(wpe, dt, "wpe", (long) t * c))
-                .i32(b).i32(t).i32(c).i32((int) Math.min(Integer.MAX_VALUE, te.length() / c)).ptr(errorFlag)
-                .launch(grid(bt * c), THREADS);
+        encoder.forward(out, tokens, wte, wpe, b, t, c);
     }
 
-    /**
-     * Deterministic, with fp32 sums: {@code dwpe} sums the batch per (position, channel);
-     * {@code dwte} first sorts the positions by token, stably, then sums each (token, channel) in
-     * order of position and rounds once (see encoder.cu).
-     */
     @Override
     public void encoderBackward(Buffer dwte, Buffer dwpe, Buffer dout, Buffer tokens, int b, int t, int c) {
         enter();
-        DType dt = floatType(dwte, "dwte");
-        long bt = (long) b * t;
-        CudaBuffer dte = buf(dwte, dt, "dwte", c), dpe = buf(dwpe, dt, "dwpe", (long) t * c);
-        CudaBuffer g = buf(dout, dt, "dout", bt * c), tok = buf(tokens, DType.INT32, "tokens", bt);
-        if (bt == 0 || c == 0) {
-            return;
-        }
-        int n = Math.toIntExact(bt);
-        launcher.begin(kernels.encoderBackwardWpe.of(dt)).ptr(dpe).ptr(g).i32(b).i32(t).i32(c)
-                .launch(grid((long) t * c), THREADS);
-        int vocab = (int) Math.min(Integer.MAX_VALUE - 1, dte.length() / c);
-        long order = scratch.get(2 * bt * Integer.BYTES), sorted = order + bt * Integer.BYTES;
-        int orderThreads = CudaKernels.ENCODER_ORDER_THREADS;
-        launcher.begin(kernels.encoderBackwardWteOrder).ptr(order).ptr(sorted).ptr(tok).i32(n).i32(vocab)
-                .ptr(errorFlag).launch((n + orderThreads - 1) / orderThreads, orderThreads);
-        // Enough blocks along the ranks to fill the GPU; each strides over the runs of equal tokens.
-        int rankBlocks = Math.min(n, 16 * smCount);
-        launcher.begin(kernels.encoderBackwardWte.of(dt)).ptr(dte).ptr(g).ptr(order).ptr(sorted).i32(n).i32(c)
-                .i32(vocab).launch(columnBlocks(c), rankBlocks, THREADS);
+        encoder.backward(dwte, dwpe, dout, tokens, b, t, c);
     }
 
     @Override
     public void layerNormForward(Buffer out, Buffer mean, Buffer rstd, Buffer inp, Buffer weight, Buffer bias,
                                  int n, int c) {
         enter();
-        DType dt = floatType(out, "out");
-        long nc = (long) n * c;
-        launcher.begin(kernels.layernormForward.of(dt)).ptr(buf(out, dt, "out", nc))
-                .ptr(buf(mean, DType.FP32, "mean", n)).ptr(buf(rstd, DType.FP32, "rstd", n))
-                .ptr(buf(inp, dt, "inp", nc)).ptr(buf(weight, dt, "weight", c)).ptr(buf(bias, dt, "bias", c))
-                .i32(n).i32(c).launch(rowBlocks(n), THREADS);
+        layerNorm.forward(out, mean, rstd, inp, weight, bias, n, c);
     }
 
     @Override
     public void layerNormBackward(Buffer dinp, Buffer dweight, Buffer dbias, Buffer dout, Buffer inp,
                                   Buffer weight, Buffer mean, Buffer rstd, int n, int c) {
         enter();
-        DType dt = floatType(dinp, "dinp");
-        long nc = (long) n * c;
-        CudaBuffer dx = buf(dinp, dt, "dinp", nc), dw = buf(dweight, dt, "dweight", c), db = buf(dbias, dt, "dbias", c);
-        CudaBuffer g = buf(dout, dt, "dout", nc), x = buf(inp, dt, "inp", nc), w = buf(weight, dt, "weight", c);
-        CudaBuffer mu = buf(mean, DType.FP32, "mean", n), rs = buf(rstd, DType.FP32, "rstd", n);
-        if (n == 0) {
-            return;
-        }
-        launcher.begin(kernels.layernormBackwardInput.of(dt)).ptr(dx).ptr(g).ptr(x).ptr(w).ptr(mu).ptr(rs)
-                .i32(n).i32(c).launch(rowBlocks(n), THREADS);
-        int rowsPerChunk = rowsPerChunk(n);
-        int chunks = (n + rowsPerChunk - 1) / rowsPerChunk;
-        long partials = scratch.get((long) chunks * 2 * c * Float.BYTES);
-        launcher.begin(kernels.layernormBackwardParams.of(dt)).ptr(partials).ptr(g).ptr(x).ptr(mu).ptr(rs)
-                .i32(n).i32(c).i32(rowsPerChunk).launch(columnBlocks(c), chunks, THREADS);
-        addPartialSums(dw, partials, chunks, 2 * c, c);
-        addPartialSums(db, partials + (long) c * Float.BYTES, chunks, 2 * c, c);
-    }
-
-    /** Blocks for one warp per row. */
-    private static int rowBlocks(int rows) {
-        return Math.max(1, (rows + THREADS / 32 - 1) / (THREADS / 32));
-    }
-
-    private static int columnBlocks(int columns) {
-        return Math.max(1, (columns + THREADS - 1) / THREADS);
-    }
-
-    private static int rowsPerChunk(int rows) {
-        return (rows + MAX_CHUNKS - 1) / MAX_CHUNKS;
-    }
-
-    /** {@code out[c] += Σ_k partials[k·stride + c]} over {@code chunks} fp32 rows. */
-    private void addPartialSums(CudaBuffer out, long partials, int chunks, int stride, int c) {
-        launcher.begin(kernels.addPartialSums.of(out.dtype())).ptr(out).ptr(partials).i32(chunks).i32(stride).i32(c)
-                .launch(grid(c), THREADS);
+        layerNorm.backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, n, c);
     }
 
     @Override
     public void matmulForward(Buffer out, Buffer inp, Buffer weight, Buffer bias, int n, int c, int oc) {
         enter();
-        DType dt = floatType(out, "out");
-        DType in = floatType(inp, "inp");
-        CudaBuffer o = buf(out, dt, "out", (long) n * oc), x = buf(inp, in, "inp", (long) n * c);
-        CudaBuffer w = buf(weight, in, "weight", (long) oc * c);
-        CudaBuffer bb = bias == null ? null : buf(bias, dt, "bias", oc);
-        if (n == 0 || oc == 0) {
-            return;
-        }
-        // Column-major: outᵀ[oc×n] = W[c×oc]ᵀ · inpᵀ[c×n], the bias broadcast along outᵀ's columns.
-        matmul.gemm(true, false, oc, n, c, w, x, o, bb, false);
+        matmul.forward(out, inp, weight, bias, n, c, oc);
     }
 
     @Override
     public void matmulBackward(Buffer dinp, Buffer dweight, Buffer dbias, Buffer dout, Buffer inp, Buffer weight,
                                int n, int c, int oc) {
         enter();
-        DType dt = floatType(dout, "dout");
-        CudaBuffer g = buf(dout, dt, "dout", (long) n * oc), x = buf(inp, dt, "inp", (long) n * c);
-        CudaBuffer w = buf(weight, dt, "weight", (long) oc * c);
-        CudaBuffer dw = buf(dweight, floatType(dweight, "dweight"), "dweight", (long) oc * c);
-        CudaBuffer dx = dinp == null ? null : buf(dinp, floatType(dinp, "dinp"), "dinp", (long) n * c);
-        CudaBuffer db = dbias == null ? null : buf(dbias, floatType(dbias, "dbias"), "dbias", oc);
-        if (n == 0 || oc == 0 || c == 0) {
-            return;
-        }
-        if (dx != null) {
-            // dinpᵀ[c×n] += W[c×oc] · doutᵀ[oc×n]
-            matmul.gemm(false, false, c, n, oc, w, g, dx, null, true);
-        }
-        // dWᵀ[c×oc] += inpᵀ[c×n] · (doutᵀ[oc×n])ᵀ
-        matmul.gemm(false, true, c, oc, n, x, g, dw, null, true);
-        if (db != null) {
-            int rowsPerChunk = rowsPerChunk(n);
-            int chunks = (n + rowsPerChunk - 1) / rowsPerChunk;
-            long partials = scratch.get((long) chunks * oc * Float.BYTES);
-            launcher.begin(kernels.columnPartialSums.of(dt)).ptr(partials).ptr(g).i32(n).i32(oc).i32(rowsPerChunk)
-                    .launch(columnBlocks(oc), chunks, THREADS);
-            addPartialSums(db, partials, chunks, oc, oc);
-        }
+        matmul.backward(dinp, dweight, dbias, dout, inp, weight, n, c, oc, true);
+    }
+
+    @Override
+    public void matmulBackward(Buffer dinp, Buffer dweight, Buffer dbias, Buffer dout, Buffer inp, Buffer weight,
+                               int n, int c, int oc, boolean accumulate) {
+        enter();
+        matmul.backward(dinp, dweight, dbias, dout, inp, weight, n, c, oc, accumulate);
+    }
+
+    @Override
+    public void matmulGeluForward(Buffer out, Buffer preact, Buffer inp, Buffer weight, Buffer bias, int n, int c,
+                                  int oc) {
+        enter();
+        matmul.geluForward(out, preact, inp, weight, bias, n, c, oc);
+    }
+
+    @Override
+    public void matmulGeluBackward(Buffer dpreact, Buffer dinp, Buffer dweight, Buffer dbias, Buffer dout,
+                                   Buffer inp, Buffer weight, Buffer preact, int n, int c, int oc,
+                                   boolean accumulate) {
+        enter();
+        matmul.geluBackward(dpreact, dinp, dweight, dbias, dout, inp, weight, preact, n, c, oc, accumulate);
+    }
+
+    @Override
+    public void residualLayerNormForward(Buffer residual, Buffer out, Buffer mean, Buffer rstd, Buffer a, Buffer b,
+                                         Buffer weight, Buffer bias, int n, int c) {
+        enter();
+        layerNorm.residualForward(residual, out, mean, rstd, a, b, weight, bias, n, c);
     }
 
     @Override
     public void attentionForward(Buffer out, Buffer lse, Buffer qkv, int b, int t, int c, int nh) {
         enter();
-        int hs = headSize(c, nh);
-        DType dt = floatType(out, "out");
-        long btc = (long) b * t * c;
-        CudaBuffer o = buf(out, dt, "out", btc), l = buf(lse, DType.FP32, "lse", (long) b * nh * t);
-        CudaBuffer x = buf(qkv, dt, "qkv", 3 * btc);
-        if (b == 0 || t == 0) {
-            return;
-        }
-        int tile = CudaKernels.attentionTile(hs);
-        launcher.begin(kernels.attentionForward(dt, hs)).ptr(o).ptr(l).ptr(x).i32(t).i32(c).i32(nh)
-                .launch((t + tile - 1) / tile, b * nh, tile);
+        attention.forward(out, lse, qkv, b, t, c, nh);
     }
 
     @Override
     public void attentionBackward(Buffer dqkv, Buffer dout, Buffer qkv, Buffer out, Buffer lse,
                                   int b, int t, int c, int nh) {
         enter();
-        int hs = headSize(c, nh);
-        DType dt = floatType(dqkv, "dqkv");
-        long btc = (long) b * t * c, rows = (long) b * nh * t;
-        CudaBuffer dx = buf(dqkv, dt, "dqkv", 3 * btc), g = buf(dout, dt, "dout", btc);
-        CudaBuffer x = buf(qkv, dt, "qkv", 3 * btc), o = buf(out, dt, "out", btc);
-        CudaBuffer l = buf(lse, DType.FP32, "lse", rows);
-        if (rows == 0) {
-            return;
-        }
-        long delta = scratch.get(rows * Float.BYTES);
-        launcher.begin(kernels.attentionBackwardDelta.of(dt)).ptr(delta).ptr(g).ptr(o).i32(b).i32(t).i32(c).i32(nh)
-                .launch(grid(rows), THREADS);
-        int tile = CudaKernels.attentionTile(hs);
-        int tiles = (t + tile - 1) / tile;
-        launcher.begin(kernels.attentionBackwardKv(dt, hs)).ptr(dx).ptr(g).ptr(x).ptr(l).ptr(delta)
-                .i32(t).i32(c).i32(nh).launch(tiles, b * nh, tile);
-        launcher.begin(kernels.attentionBackwardQ(dt, hs)).ptr(dx).ptr(g).ptr(x).ptr(l).ptr(delta)
-                .i32(t).i32(c).i32(nh).launch(tiles, b * nh, tile);
-    }
-
-    private static int headSize(int c, int nh) {
-        if (nh <= 0 || c % nh != 0) {
-            throw new IllegalArgumentException("channels " + c + " do not split into " + nh + " heads");
-        }
-        int hs = c / nh;
-        if (hs > CudaKernels.MAX_HEAD_SIZE) {
-            throw new IllegalArgumentException("head size " + hs + " exceeds the " + CudaKernels.MAX_HEAD_SIZE
-                    + " the CUDA attention kernels are built for");
-        }
-        return hs;
+        attention.backward(dqkv, dout, qkv, out, lse, b, t, c, nh);
     }
 
     @Override
     public void geluForward(Buffer out, Buffer inp, int n) {
         enter();
-        DType dt = floatType(out, "out");
-        launcher.begin(kernels.geluForward.of(dt)).ptr(buf(out, dt, "out", n)).ptr(buf(inp, dt, "inp", n)).i32(n)
-                .launch(grid(n), THREADS);
+        gelu.forward(out, inp, n);
     }
 
     @Override
     public void geluBackward(Buffer dinp, Buffer inp, Buffer dout, int n) {
         enter();
-        DType dt = floatType(dinp, "dinp");
-        launcher.begin(kernels.geluBackward.of(dt)).ptr(buf(dinp, dt, "dinp", n)).ptr(buf(inp, dt, "inp", n))
-                .ptr(buf(dout, dt, "dout", n)).i32(n).launch(grid(n), THREADS);
+        gelu.backward(dinp, inp, dout, n);
     }
 
     @Override
     public void residualForward(Buffer out, Buffer a, Buffer b, int n) {
         enter();
-        DType dt = floatType(out, "out");
-        launcher.begin(kernels.residualForward.of(dt)).ptr(buf(out, dt, "out", n)).ptr(buf(a, dt, "a", n))
-                .ptr(buf(b, dt, "b", n)).i32(n).launch(grid(n), THREADS);
+        residual.forward(out, a, b, n);
     }
 
     @Override
     public void residualBackward(Buffer da, Buffer db, Buffer dout, int n) {
         enter();
-        DType dt = floatType(da, "da");
-        launcher.begin(kernels.residualBackward.of(dt)).ptr(buf(da, dt, "da", n)).ptr(buf(db, dt, "db", n))
-                .ptr(buf(dout, dt, "dout", n)).i32(n).launch(grid(n), THREADS);
+        residual.backward(da, db, dout, n);
     }
 
     @Override
     public void softmaxCrossEntropy(Buffer losses, Buffer logits, Buffer targets, int n, int v, int vp,
                                     float gradScale) {
         enter();
-        if (v <= 0 || v > vp) {
-            throw new IllegalArgumentException("vocabulary " + v + " must lie in [1, padded " + vp + "]");
-        }
-        DType dt = floatType(logits, "logits");
-        CudaBuffer l = buf(losses, DType.FP32, "losses", n), z = buf(logits, dt, "logits", (long) n * vp);
-        CudaBuffer tg = buf(targets, DType.INT32, "targets", n);
-        if (n == 0) {
-            return;
-        }
-        launcher.begin(kernels.softmaxCrossEntropy.of(dt)).ptr(l).ptr(z).ptr(tg).i32(v).i32(vp).f32(gradScale)
-                .ptr(errorFlag).launch(n, SOFTMAX_THREADS);
+        crossEntropy.forwardBackward(losses, logits, targets, n, v, vp, gradScale);
     }
-
-    // ---- optimizer ops ----
 
     @Override
     public void sumOfSquares(Buffer out, Buffer x) {
         enter();
-        CudaBuffer o = buf(out, DType.FP32, "out", 1);
-        DType dt = floatType(x, "x");
-        CudaBuffer in = CudaBuffer.of(this, x, "x");
-        int blocks = Math.min(grid(in.length()), 1024);
-        long partials = scratch.get((long) blocks * Double.BYTES);
-        launcher.begin(kernels.sumSquaresPartial.of(dt)).ptr(partials).ptr(in).size(in.length())
-                .launch(blocks, THREADS);
-        launcher.begin(kernels.sumSquaresFinal).ptr(o).ptr(partials).i32(blocks).launch(1, THREADS);
+        adamw.sumOfSquares(out, x);
     }
 
     @Override
     public void adamw(Buffer params, Buffer master, Buffer grads, Buffer m, Buffer v, AdamWStep step) {
         enter();
-        DType pt = floatType(params, "params");
-        long n = params.length();
-        CudaBuffer p = buf(params, pt, "params", n);
-        CudaBuffer g = buf(grads, floatType(grads, "grads"), "grads", n);
-        CudaBuffer mm = buf(m, DType.FP32, "m", n), vv = buf(v, DType.FP32, "v", n);
-        MemorySegment kernel;
-        long masterPointer = 0;
-        if (pt == DType.FP32) {
-            if (master != null) {
-                throw new IllegalArgumentException("FP32 parameters are their own master weights; pass master = null");
-            }
-            if (g.dtype() != DType.FP32) {
-                throw new IllegalArgumentException("FP32 parameters need FP32 gradients, got " + g.dtype());
-            }
-            kernel = kernels.adamwF32;
-        } else {
-            if (master == null) {
-                throw new IllegalArgumentException("BF16 parameters need FP32 master weights");
-            }
-            masterPointer = buf(master, DType.FP32, "master", n).pointer();
-            kernel = g.dtype() == DType.BF16 ? kernels.adamwBf16 : kernels.adamwBf16F32Grads;
-        }
-        // PyTorch computes the bias corrections in double precision, then steps in fp32.
-        double bc1 = 1.0 - Math.pow(step.beta1(), step.step());
-        double bc2 = 1.0 - Math.pow(step.beta2(), step.step());
-        launcher.begin(kernel).ptr(p).ptr(masterPointer).ptr(g).ptr(mm).ptr(vv).size(n)
-                .f32(step.beta1()).f32(step.beta2()).f32(step.eps()).f32(1f - step.lr() * step.weightDecay())
-                .f32((float) (step.lr() / bc1)).f32((float) Math.sqrt(bc2)).f32(step.gradScale())
-                .launch(grid(n), THREADS);
+        adamw.update(params, master, grads, m, v, step, null);
+    }
+
+    @Override
+    public void adamw(Buffer params, Buffer master, Buffer grads, Buffer m, Buffer v, AdamWStep step,
+                      Buffer gradScale) {
+        enter();
+        adamw.update(params, master, grads, m, v, step, Objects.requireNonNull(gradScale, "gradScale"));
+    }
+
+    @Override
+    public void gradientClip(Buffer out, Buffer sumOfSquares, float maxNorm) {
+        enter();
+        adamw.gradientClip(out, sumOfSquares, maxNorm);
     }
 
     /** Waits for queued work, then frees every buffer, the kernels, cuBLASLt and the stream. */
@@ -660,8 +554,8 @@ public final class CudaBackend implements Backend {
             failure = attempt(() -> Driver.memFree(b.pointer()), failure);
         }
         allocations.clear();
-        if (matmul != null) {
-            failure = attempt(matmul::close, failure);
+        if (gemm != null) {
+            failure = attempt(gemm::close, failure);
         }
         if (kernels != null) {
             failure = attempt(kernels::close, failure);
@@ -671,6 +565,9 @@ public final class CudaBackend implements Backend {
         }
         if (staging != null) {
             failure = attempt(staging::close, failure);
+        }
+        if (copies != null) {
+            failure = attempt(copies::close, failure);
         }
         if (workspace != 0) {
             failure = attempt(() -> Driver.memFree(workspace), failure);

@@ -1,156 +1,130 @@
 package dev.anvil.kernels.cuda;
 
+import dev.anvil.kernels.Buffer;
 import dev.anvil.kernels.DType;
+import dev.anvil.kernels.cuda.CublasLtGemm.Epilogue;
 import dev.anvil.kernels.cuda.driver.CublasLt;
-import dev.anvil.kernels.cuda.driver.CudaException;
-
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
-import java.util.HashMap;
-import java.util.Map;
-
-import static java.lang.foreign.ValueLayout.ADDRESS;
-import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
-import static java.lang.foreign.ValueLayout.JAVA_INT;
-import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 /**
- * Column-major GEMMs through cuBLASLt: {@code D = op(A)·op(B) + beta·D (+ bias)}. The first call of
- * each shape creates its descriptors and asks cuBLASLt's heuristic for the best algorithm; later
- * calls reuse them, so a step costs one {@code cublasLtMatmul} per GEMM.
- *
- * <p>Row-major tensors map onto column-major for free: a row-major {@code [R, C]} matrix is a
- * column-major {@code C × R} one with leading dimension {@code C}. {@code CudaBackend} uses that to
- * express its row-major products as column-major ones with swapped operands.
+ * The linear layer {@code out = inp · weightᵀ + bias} and its gradients, as cuBLASLt GEMMs
+ * ({@link CublasLtGemm}) on row-major tensors seen as column-major ones, with cuBLASLt's epilogues
+ * doing what would otherwise be passes of their own: the bias, the MLP's GELU (forward, keeping its
+ * input) and GELU derivative (backward), and the bias gradient of a GEMM whose parameter gradients
+ * are overwritten. Where cuBLASLt offers no algorithm for an epilogue the ops run unfused.
  */
-final class CudaMatmul implements AutoCloseable {
+final class CudaMatmul {
 
-    /** Workspace cuBLASLt may use; 32 MiB lets it pick its fastest (split-K) algorithms on Hopper. */
-    static final long WORKSPACE_BYTES = 32L << 20;
+    private final OpContext ctx;
+    private final CublasLtGemm gemm;
+    private final CudaColumnSums sums;
+    private final CudaGelu gelu;
 
-    private final MemorySegment handle;
-    private final MemorySegment stream;
-    private final MemorySegment preference;
-    private final long workspace;
-    private final int fp32Compute;
-    private final Arena arena;
-    private final MemorySegment one, zero, biasPointer;
-    private final Map<Shape, Plan> plans = new HashMap<>();
-
-    /** Everything that selects descriptors and an algorithm. */
-    private record Shape(boolean transA, boolean transB, long m, long n, long k, DType a, DType b, DType d,
-                         boolean bias, int alignA, int alignB, int alignD, int alignBias) {
+    CudaMatmul(OpContext ctx, CublasLtGemm gemm, CudaColumnSums sums, CudaGelu gelu) {
+        this.ctx = ctx;
+        this.gemm = gemm;
+        this.sums = sums;
+        this.gelu = gelu;
     }
 
-    /** Descriptors and the chosen algorithm of one shape. */
-    private record Plan(MemorySegment desc, MemorySegment aLayout, MemorySegment bLayout, MemorySegment dLayout,
-                        MemorySegment algo) {
+    void forward(Buffer out, Buffer inp, Buffer weight, Buffer bias, int n, int c, int oc) {
+        DType dt = ctx.floatType(out, "out");
+        DType in = ctx.floatType(inp, "inp");
+        CudaBuffer o = ctx.buf(out, dt, "out", (long) n * oc), x = ctx.buf(inp, in, "inp", (long) n * c);
+        CudaBuffer w = ctx.buf(weight, in, "weight", (long) oc * c);
+        CudaBuffer bb = bias == null ? null : ctx.buf(bias, dt, "bias", oc);
+        if (n == 0 || oc == 0) {
+            return;
+        }
+        // Column-major: outᵀ[oc×n] = W[c×oc]ᵀ · inpᵀ[c×n], the bias broadcast along outᵀ's columns.
+        gemm.gemm(true, false, oc, n, c, w, x, o, false, Epilogue.bias(bb));
+    }
+
+    /** {@code preact = inp·Wᵀ + bias}, {@code out = gelu(preact)}: one GEMM with the GELU_AUX_BIAS epilogue. */
+    void geluForward(Buffer out, Buffer preact, Buffer inp, Buffer weight, Buffer bias, int n, int c, int oc) {
+        DType dt = ctx.floatType(out, "out");
+        CudaBuffer o = ctx.buf(out, dt, "out", (long) n * oc), pre = ctx.buf(preact, dt, "preact", (long) n * oc);
+        CudaBuffer x = ctx.buf(inp, dt, "inp", (long) n * c), w = ctx.buf(weight, dt, "weight", (long) oc * c);
+        CudaBuffer bb = ctx.buf(bias, dt, "bias", oc);
+        if (n == 0 || oc == 0) {
+            return;
+        }
+        if (!gemm.gemm(true, false, oc, n, c, w, x, o, false,
+                new Epilogue(CublasLt.EPILOGUE_GELU_AUX_BIAS, bb, pre))) {
+            forward(preact, inp, weight, bias, n, c, oc);
+            gelu.forward(out, preact, Math.multiplyExact(n, oc));
+        }
+    }
+
+    void backward(Buffer dinp, Buffer dweight, Buffer dbias, Buffer dout, Buffer inp, Buffer weight,
+                  int n, int c, int oc, boolean accumulate) {
+        DType dt = ctx.floatType(dout, "dout");
+        CudaBuffer g = ctx.buf(dout, dt, "dout", (long) n * oc), x = ctx.buf(inp, dt, "inp", (long) n * c);
+        CudaBuffer w = ctx.buf(weight, dt, "weight", (long) oc * c);
+        CudaBuffer dx = dinp == null ? null : ctx.buf(dinp, ctx.floatType(dinp, "dinp"), "dinp", (long) n * c);
+        if (dx != null && n > 0 && oc > 0 && c > 0) {
+            // dinpᵀ[c×n] += W[c×oc] · doutᵀ[oc×n]
+            gemm.gemm(false, false, c, n, oc, w, g, dx, true, Epilogue.NONE);
+        }
+        weightGradients(dweight, dbias, g, x, n, c, oc, accumulate);
     }
 
     /**
-     * @param tf32 let fp32 GEMMs round their inputs to TF32 on tensor cores (faster, about 1e-3
-     *             relative error); otherwise they compute in full fp32
+     * Backward of the down-projection {@code out = gelu(preact)·Wᵀ + bias}: {@code dpreact} written as
+     * {@code (dout·W) ∘ gelu'(preact)} by one GEMM with the DGELU epilogue, then the weight gradients.
+     * The bias gradient of the up-projection, {@code Σ dpreact}, comes from that layer's own weight
+     * GEMM (BGRADB), so DGELU_BGRAD would save no pass.
      */
-    CudaMatmul(Arena arena, MemorySegment stream, long workspace, boolean tf32) {
-        this.arena = arena;
-        this.stream = stream;
-        this.workspace = workspace;
-        this.fp32Compute = tf32 ? CublasLt.COMPUTE_32F_FAST_TF32 : CublasLt.COMPUTE_32F;
-        this.handle = CublasLt.create();
-        this.preference = CublasLt.preferenceCreate();
-        CublasLt.preferenceSetAttribute(preference, CublasLt.PREF_MAX_WORKSPACE_BYTES,
-                arena.allocateFrom(JAVA_LONG, WORKSPACE_BYTES));
-        this.one = arena.allocateFrom(JAVA_FLOAT, 1f);
-        this.zero = arena.allocateFrom(JAVA_FLOAT, 0f);
-        this.biasPointer = arena.allocate(ADDRESS);
+    void geluBackward(Buffer dpreact, Buffer dinp, Buffer dweight, Buffer dbias, Buffer dout, Buffer inp,
+                      Buffer weight, Buffer preact, int n, int c, int oc, boolean accumulate) {
+        DType dt = ctx.floatType(dout, "dout");
+        CudaBuffer dpre = ctx.buf(dpreact, dt, "dpreact", (long) n * c), pre = ctx.buf(preact, dt, "preact", (long) n * c);
+        CudaBuffer g = ctx.buf(dout, dt, "dout", (long) n * oc), x = ctx.buf(inp, dt, "inp", (long) n * c);
+        CudaBuffer w = ctx.buf(weight, dt, "weight", (long) oc * c);
+        CudaBuffer scratch = ctx.buf(dinp, dt, "dinp", (long) n * c);
+        if (n == 0 || c == 0) {
+            return;
+        }
+        if (oc == 0 || !gemm.gemm(false, false, c, n, oc, w, g, dpre, false, new Epilogue(CublasLt.EPILOGUE_DGELU, null, pre))) {
+            ctx.backend.zero(scratch);
+            if (oc > 0) {
+                gemm.gemm(false, false, c, n, oc, w, g, scratch, true, Epilogue.NONE);
+            }
+            ctx.backend.zero(dpre);
+            gelu.backward(dpre, pre, scratch, Math.multiplyExact(n, c));
+        }
+        weightGradients(dweight, dbias, g, x, n, c, oc, accumulate);
     }
 
     /**
-     * Queues {@code D[m×n] = op(A)·op(B) + (accumulate ? D : 0) + bias}, all column-major and packed
-     * ({@code lda} = rows of A as stored, and so on).
-     *
-     * @param bias a vector of {@code m} elements of D's type added to every column, or {@code null}
+     * {@code dWᵀ[c×oc] (+)= inpᵀ[c×n] · (doutᵀ[oc×n])ᵀ} with β = 0 when overwriting, and the bias
+     * gradient: from the same GEMM (BGRADB, which writes) when overwriting, else summed into.
      */
-    void gemm(boolean transA, boolean transB, long m, long n, long k, CudaBuffer a, CudaBuffer b, CudaBuffer d,
-              CudaBuffer bias, boolean accumulate) {
-        Shape shape = new Shape(transA, transB, m, n, k, a.dtype(), b.dtype(), d.dtype(), bias != null,
-                alignment(a.pointer()), alignment(b.pointer()), alignment(d.pointer()),
-                bias == null ? 0 : alignment(bias.pointer()));
-        Plan plan = plans.get(shape);
-        if (plan == null) {
-            plan = plan(shape, bias);
-            plans.put(shape, plan);
+    private void weightGradients(Buffer dweight, Buffer dbias, CudaBuffer g, CudaBuffer x, int n, int c, int oc,
+                                 boolean accumulate) {
+        CudaBuffer dw = ctx.buf(dweight, ctx.floatType(dweight, "dweight"), "dweight", (long) oc * c);
+        CudaBuffer db = dbias == null ? null : ctx.buf(dbias, ctx.floatType(dbias, "dbias"), "dbias", oc);
+        if (oc == 0 || c == 0) {
+            return;
         }
-        if (bias != null) {
-            biasPointer.set(ADDRESS, 0, MemorySegment.ofAddress(bias.pointer()));
-            CublasLt.matmulDescSetAttribute(plan.desc, CublasLt.DESC_BIAS_POINTER, biasPointer);
+        if (n == 0) {
+            if (!accumulate) {
+                ctx.backend.zero(dw);
+                if (db != null) {
+                    ctx.backend.zero(db);
+                }
+            }
+            return;
         }
-        CublasLt.matmul(handle, plan.desc, one, a.pointer(), plan.aLayout, b.pointer(), plan.bLayout,
-                accumulate ? one : zero, d.pointer(), plan.dLayout, d.pointer(), plan.dLayout, plan.algo,
-                workspace, WORKSPACE_BYTES, stream);
-    }
-
-    private Plan plan(Shape s, CudaBuffer bias) {
-        boolean allFp32 = s.a == DType.FP32 && s.b == DType.FP32 && s.d == DType.FP32;
-        MemorySegment desc = CublasLt.matmulDescCreate(allFp32 ? fp32Compute : CublasLt.COMPUTE_32F);
-        CublasLt.matmulDescSetAttribute(desc, CublasLt.DESC_TRANSA,
-                arena.allocateFrom(JAVA_INT, s.transA ? CublasLt.OP_T : CublasLt.OP_N));
-        CublasLt.matmulDescSetAttribute(desc, CublasLt.DESC_TRANSB,
-                arena.allocateFrom(JAVA_INT, s.transB ? CublasLt.OP_T : CublasLt.OP_N));
-        if (s.bias) {
-            CublasLt.matmulDescSetAttribute(desc, CublasLt.DESC_EPILOGUE,
-                    arena.allocateFrom(JAVA_INT, CublasLt.EPILOGUE_BIAS));
-            // The heuristic looks at the bias pointer's alignment, so it must be set before asking.
-            biasPointer.set(ADDRESS, 0, MemorySegment.ofAddress(bias.pointer()));
-            CublasLt.matmulDescSetAttribute(desc, CublasLt.DESC_BIAS_POINTER, biasPointer);
+        if (db != null && !accumulate && db.dtype() == dw.dtype()
+                && gemm.gemm(false, true, c, oc, n, x, g, dw, false, new Epilogue(CublasLt.EPILOGUE_BGRADB, db, null))) {
+            return;
         }
-        // Stored shapes: op(A) is m×k, so A is k×m when transposed; op(B) is k×n.
-        MemorySegment aLayout = s.transA ? layout(s.a, s.k, s.m) : layout(s.a, s.m, s.k);
-        MemorySegment bLayout = s.transB ? layout(s.b, s.n, s.k) : layout(s.b, s.k, s.n);
-        MemorySegment dLayout = layout(s.d, s.m, s.n);
-        // Tell the heuristic how aligned the operands really are (slices may sit off 256-byte bounds).
-        int[] aligns = {s.alignA, s.alignB, s.alignD, s.alignD};
-        for (int i = 0; i < 4; i++) {
-            CublasLt.preferenceSetAttribute(preference, CublasLt.PREF_MIN_ALIGNMENT_A_BYTES + i,
-                    arena.allocateFrom(JAVA_INT, aligns[i]));
+        gemm.gemm(false, true, c, oc, n, x, g, dw, accumulate, Epilogue.NONE);
+        if (db != null) {
+            if (!accumulate) {
+                ctx.backend.zero(db);
+            }
+            sums.accumulate(db, g, n, oc);
         }
-        MemorySegment results = arena.allocate(CublasLt.HEURISTIC_RESULT_BYTES, 8);
-        int found = CublasLt.algoGetHeuristic(handle, desc, aLayout, bLayout, dLayout, dLayout, preference, results);
-        if (found == 0) {
-            throw new CudaException("cublasLtMatmulAlgoGetHeuristic", 15, "CUBLAS_STATUS_NOT_SUPPORTED",
-                    "no algorithm for " + s);
-        }
-        long needed = results.get(JAVA_LONG, CublasLt.HEURISTIC_WORKSPACE_OFFSET);
-        if (needed > WORKSPACE_BYTES) {
-            throw new IllegalStateException("cuBLASLt chose an algorithm needing " + needed + " bytes of workspace");
-        }
-        return new Plan(desc, aLayout, bLayout, dLayout, results.asSlice(0, CublasLt.ALGO_BYTES));
-    }
-
-    private static MemorySegment layout(DType dtype, long rows, long cols) {
-        int type = switch (dtype) {
-            case FP32 -> CublasLt.R_32F;
-            case BF16 -> CublasLt.R_16BF;
-            case INT32 -> throw new IllegalArgumentException("matmul takes FP32 or BF16 buffers, not INT32");
-        };
-        return CublasLt.matrixLayoutCreate(type, rows, cols, rows);
-    }
-
-    /** The largest power of two up to 256 dividing {@code pointer}. */
-    private static int alignment(long pointer) {
-        return (int) Math.min(256, Long.lowestOneBit(pointer | 256));
-    }
-
-    @Override
-    public void close() {
-        for (Plan p : plans.values()) {
-            CublasLt.matrixLayoutDestroy(p.aLayout);
-            CublasLt.matrixLayoutDestroy(p.bLayout);
-            CublasLt.matrixLayoutDestroy(p.dLayout);
-            CublasLt.matmulDescDestroy(p.desc);
-        }
-        plans.clear();
-        CublasLt.preferenceDestroy(preference);
-        CublasLt.destroy(handle);
     }
 }

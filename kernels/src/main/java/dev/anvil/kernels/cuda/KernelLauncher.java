@@ -83,8 +83,13 @@ final class KernelLauncher {
         launch(blocks, 1, threads);
     }
 
-    /** Launches a {@code gridX × gridY} grid of 1-D blocks (the kernels use static shared memory only). */
+    /** Launches a {@code gridX × gridY} grid of 1-D blocks with static shared memory only. */
     void launch(int gridX, int gridY, int threads) {
-        Driver.launchKernel(function, gridX, gridY, 1, threads, 1, 1, 0, stream, pointers);
+        launch(gridX, gridY, threads, 0);
+    }
+
+    /** Launches a {@code gridX × gridY} grid of 1-D blocks, each with {@code sharedBytes} of dynamic shared memory. */
+    void launch(int gridX, int gridY, int threads, int sharedBytes) {
+        Driver.launchKernel(function, gridX, gridY, 1, threads, 1, 1, sharedBytes, stream, pointers);
     }
 }

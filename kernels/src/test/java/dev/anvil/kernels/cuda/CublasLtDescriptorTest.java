@@ -13,7 +13,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 /**
  * cuBLASLt's descriptor calls run on the host, so where the library is installed (a GPU or not)
- * this checks the bindings and the attribute values and sizes {@link CudaMatmul} passes: cuBLASLt
+ * this checks the bindings and the attribute values and sizes {@link CublasLtGemm} passes: cuBLASLt
  * rejects an unknown attribute or a wrong size with CUBLAS_STATUS_INVALID_VALUE.
  */
 class CublasLtDescriptorTest {
@@ -48,7 +48,7 @@ class CublasLtDescriptorTest {
             }
             MemorySegment preference = CublasLt.preferenceCreate();
             CublasLt.preferenceSetAttribute(preference, CublasLt.PREF_MAX_WORKSPACE_BYTES,
-                    arena.allocateFrom(JAVA_LONG, CudaMatmul.WORKSPACE_BYTES));
+                    arena.allocateFrom(JAVA_LONG, CublasLtGemm.WORKSPACE_BYTES));
             for (int i = 0; i < 4; i++) {
                 CublasLt.preferenceSetAttribute(preference, CublasLt.PREF_MIN_ALIGNMENT_A_BYTES + i,
                         arena.allocateFrom(JAVA_INT, 16));

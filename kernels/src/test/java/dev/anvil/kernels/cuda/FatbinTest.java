@@ -36,6 +36,9 @@ class FatbinTest {
             for (String name : CudaKernels.entryPoints()) {
                 assertTrue(text.contains(name + "\0") || text.contains(name + "("), "kernel " + name + " is missing");
             }
+            for (String name : CudaKernels.constants()) {
+                assertTrue(text.contains(name + "\0"), "constant " + name + " is missing");
+            }
         }
     }
 }

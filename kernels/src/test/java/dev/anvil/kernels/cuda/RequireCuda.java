@@ -32,8 +32,13 @@ public final class RequireCuda {
 
     /** Opens a CUDA backend, or skips (fails when required) saying why it cannot open. */
     public static CudaBackend openBackend() {
+        return openBackend(CudaOptions.defaults());
+    }
+
+    /** {@link #openBackend()} with these options. */
+    public static CudaBackend openBackend(CudaOptions options) {
         assume(CudaBackend.isAvailable(), () -> CudaBackend.unavailableReason().orElseThrow());
-        return CudaBackend.open();
+        return CudaBackend.open(options);
     }
 
     /** {@link #assume} with the switch as an argument, so the switch itself is tested. */

@@ -43,10 +43,22 @@ public final class CublasLt {
     public static final int DESC_EPILOGUE = 7;
     /** {@code CUBLASLT_MATMUL_DESC_BIAS_POINTER} (pointer). */
     public static final int DESC_BIAS_POINTER = 8;
+    /** {@code CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER} (pointer): GELU's input, written forward, read backward. */
+    public static final int DESC_EPILOGUE_AUX_POINTER = 11;
+    /** {@code CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD} (int64): its leading dimension, a multiple of 8, at least D's rows. */
+    public static final int DESC_EPILOGUE_AUX_LD = 12;
+    // Epilogues, as cublasLt.h (cuBLAS 13.1) composes them from bits: RELU 2, BIAS 4, DRELU 8, BGRAD 16,
+    // GELU 32, DGELU 64, AUX 128, BGRADA 256, BGRADB 512.
     /** {@code CUBLASLT_EPILOGUE_DEFAULT}. */
     public static final int EPILOGUE_DEFAULT = 1;
     /** {@code CUBLASLT_EPILOGUE_BIAS}: adds a bias vector of D's row count to every column. */
     public static final int EPILOGUE_BIAS = 4;
+    /** {@code CUBLASLT_EPILOGUE_GELU_AUX_BIAS} (GELU | AUX | BIAS): D = gelu(A·B + bias), aux = A·B + bias. */
+    public static final int EPILOGUE_GELU_AUX_BIAS = 32 | 128 | 4;
+    /** {@code CUBLASLT_EPILOGUE_DGELU} (64 | AUX): D = (A·B) ∘ gelu'(aux). */
+    public static final int EPILOGUE_DGELU = 64 | 128;
+    /** {@code CUBLASLT_EPILOGUE_BGRADB}: also writes the bias gradient, op(B) summed over k, one per column of D. */
+    public static final int EPILOGUE_BGRADB = 512;
     /** {@code CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES} (uint64). */
     public static final int PREF_MAX_WORKSPACE_BYTES = 1;
     /** {@code CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES} (uint32); B, C and D follow as 6, 7, 8. */

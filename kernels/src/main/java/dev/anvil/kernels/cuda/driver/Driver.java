@@ -37,6 +37,12 @@ public final class Driver {
     public static final int ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75;
     /** {@code CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR}. */
     public static final int ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76;
+    /** {@code CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN}: shared memory a block may opt in to. */
+    public static final int ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN = 97;
+    /** {@code CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES}: a kernel's opt-in to more than 48 KiB of shared memory. */
+    public static final int FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8;
+    /** {@code CUDA_ERROR_NOT_READY}: {@code cuEventQuery}'s answer while the work is still running. */
+    static final int STATUS_NOT_READY = 600;
     /** {@code CU_STREAM_NON_BLOCKING}: the stream does not wait for the legacy default stream. */
     public static final int STREAM_NON_BLOCKING = 0x1;
     /** {@code CU_EVENT_DISABLE_TIMING}. */
@@ -109,6 +115,14 @@ public final class Driver {
             FunctionDescriptor.of(JAVA_INT, ADDRESS));
     private static final MethodHandle cuModuleGetFunction = LIB.bind("cuModuleGetFunction",
             FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS));
+    private static final MethodHandle cuModuleGetGlobal = LIB.bind("cuModuleGetGlobal_v2",
+            FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS));
+    private static final MethodHandle cuFuncSetAttribute = LIB.bind("cuFuncSetAttribute",
+            FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT));
+    private static final MethodHandle cuStreamWaitEvent = LIB.bind("cuStreamWaitEvent",
+            FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_INT));
+    private static final MethodHandle cuEventQuery = LIB.bind("cuEventQuery",
+            FunctionDescriptor.of(JAVA_INT, ADDRESS));
     private static final MethodHandle cuLaunchKernel = LIB.bind("cuLaunchKernel",
             FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
                     JAVA_INT, ADDRESS, ADDRESS, ADDRESS));
@@ -382,6 +396,29 @@ public final class Driver {
         }
     }
 
+    /** Whether the work before {@code event}'s last record has finished; never blocks. */
+    public static boolean eventQuery(MemorySegment event) {
+        try {
+            int status = (int) cuEventQuery.invokeExact(event);
+            if (status == STATUS_NOT_READY) {
+                return false;
+            }
+            check(status, "cuEventQuery");
+            return true;
+        } catch (Throwable t) {
+            throw Binder.unchecked(t);
+        }
+    }
+
+    /** Makes work queued on {@code stream} after this call wait for {@code event}'s last record (no host wait). */
+    public static void streamWaitEvent(MemorySegment stream, MemorySegment event) {
+        try {
+            check((int) cuStreamWaitEvent.invokeExact(stream, event, 0), "cuStreamWaitEvent");
+        } catch (Throwable t) {
+            throw Binder.unchecked(t);
+        }
+    }
+
     /** Milliseconds between two recorded, completed timing events. */
     public static float eventElapsedMillis(MemorySegment start, MemorySegment end) {
         try (Arena arena = Arena.ofConfined()) {
@@ -424,6 +461,36 @@ public final class Driver {
             MemorySegment cName = arena.allocateFrom(name);
             return handleOut("cuModuleGetFunction(" + name + ")",
                     out -> (int) cuModuleGetFunction.invokeExact(out, module, cName));
+        }
+    }
+
+    /**
+     * The 4-byte {@code __device__ const int} {@code name} of {@code module}, read back once (the
+     * kernels publish sizes the host must agree with this way). Waits for {@code stream}.
+     */
+    public static int moduleGlobalInt(MemorySegment module, String name, MemorySegment stream) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment cName = arena.allocateFrom(name);
+            MemorySegment pointer = arena.allocate(JAVA_LONG), bytes = arena.allocate(JAVA_LONG);
+            check((int) cuModuleGetGlobal.invokeExact(pointer, bytes, module, cName), "cuModuleGetGlobal(" + name + ")");
+            if (bytes.get(JAVA_LONG, 0) != Integer.BYTES) {
+                throw new IllegalStateException(name + " holds " + bytes.get(JAVA_LONG, 0) + " bytes, not an int");
+            }
+            MemorySegment value = arena.allocate(JAVA_INT);
+            memcpyDtoHAsync(value, pointer.get(JAVA_LONG, 0), Integer.BYTES, stream);
+            streamSynchronize(stream);
+            return value.get(JAVA_INT, 0);
+        } catch (Throwable t) {
+            throw Binder.unchecked(t);
+        }
+    }
+
+    /** Sets a {@code CU_FUNC_ATTRIBUTE_*} of a kernel. */
+    public static void funcSetAttribute(MemorySegment function, int attribute, int value) {
+        try {
+            check((int) cuFuncSetAttribute.invokeExact(function, attribute, value), "cuFuncSetAttribute");
+        } catch (Throwable t) {
+            throw Binder.unchecked(t);
         }
     }
 
