@@ -96,7 +96,7 @@ final class CpuAttention {
             max = Math.max(max, z[off + s]);
         }
         float shift = max * scale;
-        float sum = bulk > 0 ? Lanes.expShiftedSum(z, off, bulk, scale, shift) : 0f;
+        float sum = bulk > 0 ? VectorMath.exp(z, off, bulk, scale, shift, z, off) : 0f;
         for (int s = bulk; s < seen; s++) {
             float e = FloatMath.exp(z[off + s] * scale - shift);
             z[off + s] = e;
@@ -194,17 +194,6 @@ final class CpuAttention {
             return acc.reduceLanes(jdk.incubator.vector.VectorOperators.MAX);
         }
 
-        /** {@code z = exp(z·scale - shift)}, returning the sum of the new values. */
-        static float expShiftedSum(float[] z, int off, int len, float scale, float shift) {
-            FloatVector acc = FloatVector.zero(S);
-            for (int i = 0; i < len; i += S.length()) {
-                FloatVector e = VectorMath.exp(FloatVector.fromArray(S, z, off + i).mul(scale).sub(shift));
-                e.intoArray(z, off + i);
-                acc = acc.add(e);
-            }
-            return VectorMath.sum(acc);
-        }
-
         static void scale(float[] z, int off, int len, float factor) {
             for (int i = 0; i < len; i += S.length()) {
                 FloatVector.fromArray(S, z, off + i).mul(factor).intoArray(z, off + i);
@@ -212,9 +201,9 @@ final class CpuAttention {
         }
 
         static void scoreGradient(float[] p, float[] dp, int off, int len, float scale, float lse, float dSum) {
+            VectorMath.exp(p, off, len, scale, lse, p, off);
             for (int i = 0; i < len; i += S.length()) {
-                FloatVector pr = VectorMath.exp(FloatVector.fromArray(S, p, off + i).mul(scale).sub(lse));
-                pr.intoArray(p, off + i);
+                FloatVector pr = FloatVector.fromArray(S, p, off + i);
                 pr.mul(FloatVector.fromArray(S, dp, off + i).sub(dSum)).mul(scale).intoArray(dp, off + i);
             }
         }

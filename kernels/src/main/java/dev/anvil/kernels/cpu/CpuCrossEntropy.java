@@ -79,8 +79,11 @@ final class CpuCrossEntropy {
     private static final class Lanes {
 
         private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
-        /** Vectors summed in float before the block's total joins the double sum: keeps ~1e-7 relative. */
-        private static final int BLOCK = 64 * S.length();
+        /**
+         * Values summed in float before the block's total joins the double sum (keeps ~1e-7 relative):
+         * a block's exponentials are staged in a scratch row, as the logits must stay for the gradient.
+         */
+        private static final int BLOCK = VectorMath.SCRATCH_LENGTH;
 
         static int bound(int len) {
             return S.loopBound(len);
@@ -94,21 +97,16 @@ final class CpuCrossEntropy {
             return acc.reduceLanes(VectorOperators.MAX);
         }
 
-        /** {@code Σ exp(z - max)}; with {@code keep}, each {@code exp(z - max)} is stored over its {@code z}. */
+        /**
+         * {@code Σ exp(z - max)}; with {@code keep} each {@code exp(z - max)} is stored over its
+         * {@code z}, else staged in a scratch row (the logits stay as they were).
+         */
         static double sumExp(float[] z, int off, int len, float max, boolean keep) {
-            FloatVector m = FloatVector.broadcast(S, max);
+            float[] scratch = VectorMath.scratch();
             double sum = 0.0;
             for (int block = 0; block < len; block += BLOCK) {
-                int end = Math.min(len, block + BLOCK);
-                FloatVector acc = FloatVector.zero(S);
-                for (int i = block; i < end; i += S.length()) {
-                    FloatVector e = VectorMath.exp(FloatVector.fromArray(S, z, off + i).sub(m));
-                    if (keep) {
-                        e.intoArray(z, off + i);
-                    }
-                    acc = acc.add(e);
-                }
-                sum += VectorMath.sum(acc);
+                int at = off + block, n = Math.min(BLOCK, len - block);
+                sum += keep ? VectorMath.exp(z, at, n, 1f, max, z, at) : VectorMath.exp(z, at, n, 1f, max, scratch, 0);
             }
             return sum;
         }

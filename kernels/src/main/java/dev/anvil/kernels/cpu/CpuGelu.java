@@ -59,40 +59,63 @@ final class CpuGelu {
         });
     }
 
-    /** The same formulas a vector at a time; each method returns how many leading elements it did. */
+    /**
+     * The same formulas a vector at a time; each method returns how many leading elements it did. The
+     * exponentials {@code e} of a run of at most {@link VectorMath#SCRATCH_LENGTH} values are staged in
+     * a scratch row between the passes, all in L1.
+     */
     private static final class Lanes {
 
         private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
 
         static int forward(float[] o, int oo, float[] x, int xo, int len) {
             int bound = S.loopBound(len);
-            for (int i = 0; i < bound; i += S.length()) {
-                FloatVector v = FloatVector.fromArray(S, x, xo + i);
-                FloatVector e = twoU(v);
-                v.mul(e.div(e.add(1f))).intoArray(o, oo + i);
+            float[] e = VectorMath.scratch();
+            for (int run = 0; run < bound; run += VectorMath.SCRATCH_LENGTH) {
+                int n = Math.min(VectorMath.SCRATCH_LENGTH, bound - run);
+                twoU(x, xo + run, n, e);
+                for (int i = 0; i < n; i += S.length()) {
+                    FloatVector v = FloatVector.fromArray(S, x, xo + run + i);
+                    FloatVector ei = FloatVector.fromArray(S, e, i);
+                    v.mul(ei.div(ei.add(1f))).intoArray(o, oo + run + i);
+                }
             }
             return bound;
         }
 
         static int backward(float[] dx, int dxo, float[] x, int xo, float[] dy, int dyo, int len) {
             int bound = S.loopBound(len);
+            float[] e = VectorMath.scratch();
             FloatVector one = FloatVector.broadcast(S, 1f);
-            for (int i = 0; i < bound; i += S.length()) {
-                FloatVector v = FloatVector.fromArray(S, x, xo + i);
-                FloatVector e = twoU(v);
-                FloatVector inv = one.div(e.add(1f));
-                FloatVector half = e.mul(inv);
-                FloatVector dudx = v.mul(v).mul(3f * K).add(1f).mul(SQRT_2_OVER_PI);
-                FloatVector local = half.add(v.mul(2f).mul(half).mul(inv).mul(dudx));
-                FloatVector.fromArray(S, dy, dyo + i).fma(local, FloatVector.fromArray(S, dx, dxo + i))
-                        .intoArray(dx, dxo + i);
+            for (int run = 0; run < bound; run += VectorMath.SCRATCH_LENGTH) {
+                int n = Math.min(VectorMath.SCRATCH_LENGTH, bound - run);
+                twoU(x, xo + run, n, e);
+                for (int i = 0; i < n; i += S.length()) {
+                    int at = run + i;
+                    FloatVector v = FloatVector.fromArray(S, x, xo + at);
+                    FloatVector ei = FloatVector.fromArray(S, e, i);
+                    FloatVector inv = one.div(ei.add(1f));
+                    FloatVector half = ei.mul(inv);
+                    FloatVector dudx = v.mul(v).mul(3f * K).add(1f).mul(SQRT_2_OVER_PI);
+                    FloatVector local = half.add(v.mul(2f).mul(half).mul(inv).mul(dudx));
+                    FloatVector.fromArray(S, dy, dyo + at).fma(local, FloatVector.fromArray(S, dx, dxo + at))
+                            .intoArray(dx, dxo + at);
+                }
             }
             return bound;
         }
 
-        /** {@code e^(2u)} with {@code u = sqrt(2/π)·(x + 0.044715·x³)}, in the scalar loop's order. */
-        private static FloatVector twoU(FloatVector v) {
-            return VectorMath.exp(v.mul(v).mul(v).mul(K).add(v).mul(SQRT_2_OVER_PI).mul(2f));
+        /**
+         * {@code e[i] = e^(2u)} with {@code u = sqrt(2/π)·(x + 0.044715·x³)} for {@code n} values from
+         * {@code x[xo]}, in the scalar loop's order.
+         */
+        private static void twoU(float[] x, int xo, int n, float[] e) {
+            for (int i = 0; i < n; i += S.length()) {
+                FloatVector v = FloatVector.fromArray(S, x, xo + i);
+                v.mul(v).mul(v).mul(K).add(v).mul(SQRT_2_OVER_PI).mul(2f).intoArray(e, i);
+            }
+            // exp(y·1 - 0) is exp(y) exactly
+            VectorMath.exp(e, 0, n, 1f, 0f, e, 0);
         }
     }
 }

@@ -27,30 +27,28 @@ class FloatMathTest {
     }
 
     @Test
-    void vectorExpGivesTheScalarBits() {
+    void vectorExpGivesTheScalarBitsAndSumsInLaneOrder() {
         SplittableRandom random = new SplittableRandom(3);
-        float[] in = new float[S.length()];
-        float[] exp = new float[S.length()];
-        for (int round = 0; round < 20_000; round++) {
+        int n = 4 * S.length();
+        float[] in = new float[n + 3];
+        float[] exp = new float[n + 5];
+        for (int round = 0; round < 5_000; round++) {
+            float scale = (float) random.nextDouble(0.1, 2), shift = (float) random.nextDouble(-5, 5);
             for (int i = 0; i < in.length; i++) {
                 in[i] = (float) random.nextDouble(-100, 100);
             }
-            FloatVector v = FloatVector.fromArray(S, in, 0);
-            VectorMath.exp(v).intoArray(exp, 0);
-            for (int i = 0; i < in.length; i++) {
-                assertEquals(Float.floatToRawIntBits(FloatMath.exp(in[i])), Float.floatToRawIntBits(exp[i]), "exp " + in[i]);
+            float sum = VectorMath.exp(in, 3, n, scale, shift, exp, 5);
+            float[] lanes = new float[S.length()];
+            for (int i = 0; i < n; i++) {
+                float expected = FloatMath.exp(in[3 + i] * scale - shift);
+                assertEquals(Float.floatToRawIntBits(expected), Float.floatToRawIntBits(exp[5 + i]), "exp " + in[3 + i]);
+                lanes[i % S.length()] += expected;
             }
+            float expectedSum = 0f;
+            for (float lane : lanes) {
+                expectedSum += lane;
+            }
+            assertEquals(Float.floatToRawIntBits(expectedSum), Float.floatToRawIntBits(sum), "sum");
         }
-    }
-
-    @Test
-    void laneSumAddsInLaneOrder() {
-        float[] lanes = new float[S.length()];
-        float expected = 0f;
-        for (int i = 0; i < lanes.length; i++) {
-            lanes[i] = 1f / (i + 3);
-            expected += lanes[i];
-        }
-        assertEquals(Float.floatToRawIntBits(expected), Float.floatToRawIntBits(VectorMath.sum(FloatVector.fromArray(S, lanes, 0))));
     }
 }
