@@ -81,13 +81,9 @@ final class VectorPacking {
             for (int g = 0; g < w; g += T) {
                 int valid = Math.max(0, Math.min(T, h - g));
                 int room = Math.min(T, w - g);
-                if (valid == T && room == T) {
+                if (RegisterTranspose.fits(valid, w, room)) {
                     for (int k = 0; k < kBulk; k += T) {
-                        RegisterTranspose.full(x, src + g * rowStride + k, rowStride, dst, d + k * w + g, w);
-                    }
-                } else if (valid == w && RegisterTranspose.twelve(w)) {
-                    for (int k = 0; k < kBulk; k += T) {
-                        RegisterTranspose.rows12(x, src + k, rowStride, dst, d + k * w);
+                        RegisterTranspose.transpose(x, src + g * rowStride + k, rowStride, valid, dst, d + k * w + g, w);
                     }
                 } else {
                     for (int k = 0; k < kBulk; k += T) {
