@@ -1,11 +1,15 @@
 package dev.anvil.kernels.cpu;
 
 import dev.anvil.kernels.AdamWStep;
+import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * The AdamW update of {@code torch.optim.AdamW}, and the sum of squares for gradient clipping.
+ * The AdamW update of {@code torch.optim.AdamW}, and the sum of squares for gradient clipping
+ * (at memory speed: several partial sums at once, whole vectors with the Vector API).
  * With the Vector API, {@link Lanes} updates whole vectors with the scalar loop's operations in the
  * scalar loop's order (no fused multiply-adds), so both give the same bits.
  */
@@ -57,6 +61,27 @@ final class CpuAdamW {
         });
     }
 
+    /**
+     * {@code Σ a[i]²} over {@code [start, end)} in double precision, in four interleaved sums (one
+     * chain of dependent adds would wait on the adder's latency, not on memory).
+     */
+    private static double sumOfSquares(float[] a, int start, int end) {
+        double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+        int i = start;
+        for (; i + 4 <= end; i += 4) {
+            double d0 = a[i], d1 = a[i + 1], d2 = a[i + 2], d3 = a[i + 3];
+            s0 += d0 * d0;
+            s1 += d1 * d1;
+            s2 += d2 * d2;
+            s3 += d3 * d3;
+        }
+        for (; i < end; i++) {
+            double d = a[i];
+            s0 += d * d;
+        }
+        return (s0 + s1) + (s2 + s3);
+    }
+
     /** The update over whole vectors; returns how many leading elements it did. */
     private static final class Lanes {
 
@@ -79,6 +104,38 @@ final class CpuAdamW {
             }
             return bound;
         }
+
+        private static final VectorSpecies<Double> D = DoubleVector.SPECIES_PREFERRED;
+        /** Floats that widen into one vector of doubles. */
+        private static final VectorSpecies<Float> HALF =
+                VectorSpecies.of(float.class, VectorShape.forBitSize(D.vectorBitSize() / 2));
+
+        /**
+         * {@code Σ a[i]²} over {@code [start, end)} in double precision: two vectors of partial
+         * sums (lane order fixed, so the result is too), then the tail one by one.
+         */
+        static double sumOfSquares(float[] a, int start, int end) {
+            int step = 2 * HALF.length();
+            DoubleVector s0 = DoubleVector.zero(D), s1 = DoubleVector.zero(D);
+            int i = start;
+            for (; i + step <= end; i += step) {
+                DoubleVector d0 = (DoubleVector) FloatVector.fromArray(HALF, a, i).convertShape(VectorOperators.F2D, D, 0);
+                DoubleVector d1 = (DoubleVector) FloatVector.fromArray(HALF, a, i + HALF.length())
+                        .convertShape(VectorOperators.F2D, D, 0);
+                s0 = s0.add(d0.mul(d0));
+                s1 = s1.add(d1.mul(d1));
+            }
+            double sum = 0.0;
+            DoubleVector s = s0.add(s1);
+            for (int l = 0; l < D.length(); l++) {
+                sum += s.lane(l);
+            }
+            for (; i < end; i++) {
+                double d = a[i];
+                sum += d * d;
+            }
+            return sum;
+        }
     }
 
     double sumOfSquares(CpuBuffer x) {
@@ -93,13 +150,8 @@ final class CpuAdamW {
         double[] part = partials;
         pool.forEach(chunks, 1, (k0, k1) -> {
             for (int k = k0; k < k1; k++) {
-                double acc = 0.0;
-                int end = Math.min(n, (k + 1) * per);
-                for (int i = k * per; i < end; i++) {
-                    double d = a[x.offset + i];
-                    acc += d * d;
-                }
-                part[k] = acc;
+                int start = x.offset + k * per, end = x.offset + Math.min(n, (k + 1) * per);
+                part[k] = simd ? Lanes.sumOfSquares(a, start, end) : sumOfSquares(a, start, end);
             }
         });
         double total = 0.0;

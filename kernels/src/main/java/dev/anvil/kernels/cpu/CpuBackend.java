@@ -31,6 +31,7 @@ import java.util.Optional;
 public final class CpuBackend implements Backend {
 
     private static final int ROUND_GRAIN = 1 << 15;
+    private static final int ZERO_GRAIN = 1 << 18;
     /** A bf16 element of host memory: little-endian, as {@link DeviceMemory} says, at any alignment. */
     private static final ValueLayout.OfShort BF16_BITS =
             ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -86,14 +87,17 @@ public final class CpuBackend implements Backend {
         return CpuBuffer.allocate(dtype, length);
     }
 
+    /** Zeroes on every thread: one core cannot write a model's gradients at memory speed. */
     @Override
     public void zero(Buffer buffer) {
         CpuBuffer b = (CpuBuffer) buffer;
-        if (b.f != null) {
-            java.util.Arrays.fill(b.f, b.offset, b.offset + b.length, 0f);
-        } else {
-            java.util.Arrays.fill(b.i, b.offset, b.offset + b.length, 0);
-        }
+        pool.forEach((int) b.length, ZERO_GRAIN, (start, end) -> {
+            if (b.f != null) {
+                java.util.Arrays.fill(b.f, b.offset + start, b.offset + end, 0f);
+            } else {
+                java.util.Arrays.fill(b.i, b.offset + start, b.offset + end, 0);
+            }
+        });
     }
 
     @Override

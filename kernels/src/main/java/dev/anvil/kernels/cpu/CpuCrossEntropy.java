@@ -8,7 +8,9 @@ import jdk.incubator.vector.VectorSpecies;
  * Fused softmax + cross-entropy: per-row loss, then (when training) the gradient written over the
  * logits in place, so the full-vocabulary probabilities are never stored beside the logits.
  *
- * <p>Each row makes three passes (max, sum of exponentials, gradient). With the Vector API the
+ * <p>Each row makes three passes (max; sum of exponentials, each kept in place of its logit when
+ * training; gradient, a scaling of those). A row of the vocabulary fits in L2, so only the first
+ * pass waits on memory, and each logit costs one exponential. With the Vector API the
  * leading whole vectors of a row go through {@link Lanes}; the scalar loops finish the row, or do
  * all of it without the Vector API. Exponentials come from {@link FloatMath} and its lane-wise
  * twin, so results do not depend on the JIT.
@@ -45,19 +47,26 @@ final class CpuCrossEntropy {
                 for (int i = bulk; i < v; i++) {
                     max = Math.max(max, z[zo + i]);
                 }
-                double sum = bulk > 0 ? Lanes.sumExp(z, zo, bulk, max) : 0.0;
+                float zt = z[zo + target];
+                // Training keeps each exp(z - max) in place of its logit, so the gradient is a scaling.
+                boolean keep = gradScale != 0f;
+                double sum = bulk > 0 ? Lanes.sumExp(z, zo, bulk, max, keep) : 0.0;
                 for (int i = bulk; i < v; i++) {
-                    sum += FloatMath.exp(z[zo + i] - max);
+                    float e = FloatMath.exp(z[zo + i] - max);
+                    if (keep) {
+                        z[zo + i] = e;
+                    }
+                    sum += e;
                 }
                 double lse = max + Math.log(sum);
-                loss[losses.offset + r] = (float) (lse - z[zo + target]);
-                if (gradScale != 0f) {
+                loss[losses.offset + r] = (float) (lse - zt);
+                if (keep) {
                     float scale = (float) (gradScale / sum);
                     if (bulk > 0) {
-                        Lanes.expScale(z, zo, bulk, max, scale);
+                        Lanes.scale(z, zo, bulk, scale);
                     }
                     for (int i = bulk; i < v; i++) {
-                        z[zo + i] = FloatMath.exp(z[zo + i] - max) * scale;
+                        z[zo + i] *= scale;
                     }
                     z[zo + target] -= gradScale;
                     java.util.Arrays.fill(z, zo + v, zo + vp, 0f);
@@ -88,18 +97,22 @@ final class CpuCrossEntropy {
             return acc.reduceLanes(VectorOperators.MAX);
         }
 
-        static double sumExp(float[] z, int off, int len, float max) {
+        /**
+         * {@code Σ exp(z - max)}; with {@code keep} each {@code exp(z - max)} is stored over its
+         * {@code z}, else staged in a scratch row (the logits stay as they were).
+         */
+        static double sumExp(float[] z, int off, int len, float max, boolean keep) {
             float[] scratch = VectorMath.scratch();
             double sum = 0.0;
             for (int block = 0; block < len; block += BLOCK) {
-                sum += VectorMath.exp(z, off + block, Math.min(BLOCK, len - block), 1f, max, scratch, 0);
+                int at = off + block, n = Math.min(BLOCK, len - block);
+                sum += keep ? VectorMath.exp(z, at, n, 1f, max, z, at) : VectorMath.exp(z, at, n, 1f, max, scratch, 0);
             }
             return sum;
         }
 
-        /** {@code z = exp(z - max) · scale}. */
-        static void expScale(float[] z, int off, int len, float max, float scale) {
-            VectorMath.exp(z, off, len, 1f, max, z, off);
+        /** {@code z = z · scale}. */
+        static void scale(float[] z, int off, int len, float scale) {
             for (int i = 0; i < len; i += S.length()) {
                 FloatVector.fromArray(S, z, off + i).mul(scale).intoArray(z, off + i);
             }

@@ -46,6 +46,8 @@ final class Gemm {
     private int aOff, aRowStride, aColStride, bOff, bRowStride, bColStride, cOff, ldc;
     private int m, n, k;
     private boolean accumulate;
+    /** Steps per block in this multiply (the last block may have fewer), see {@link GemmBlocking#stepsPerBlock}. */
+    private int kcRun;
     /** Blocks of steps and of columns; block {@code i} is step block {@code i / nBlocks}, column block {@code i % nBlocks}. */
     private int nBlocks;
     private boolean sharedA;
@@ -59,7 +61,7 @@ final class Gemm {
         final float[] tile;
 
         Scratch(int mr, int nr, GemmBlocking blocking) {
-            a = new float[ceil(blocking.mc(), mr) * mr * blocking.kc()];
+            a = new float[ceil(blocking.mc(), mr) * mr * blocking.maxKc()];
             tile = new float[mr * nr];
         }
     }
@@ -116,7 +118,9 @@ final class Gemm {
         this.k = k;
         this.accumulate = accumulate;
         int threads = pool.threads();
-        int kc = blocking.kc(), nc = blocking.nc();
+        int nc = blocking.nc();
+        kcRun = blocking.stepsPerBlock(k);
+        int kc = kcRun;
         nBlocks = ceil(n, nc);
         int blocks = ceil(k, kc) * nBlocks;
         microPanels = ceil(m, mr);
@@ -125,7 +129,9 @@ final class Gemm {
         // Too few row blocks for four tasks per thread: share the column panels out too.
         parts = Math.min(ceil(Math.min(n, nc), nr), ceil(4 * threads, rowBlocks));
         long aFloats = (long) microPanels * mr * Math.min(k, kc);
-        sharedA = nBlocks > 1 && aFloats <= blocking.sharedAFloats();
+        // A is shared when more than one task would read the same rows: several column blocks, or
+        // a row block's columns split into parts (else each part would pack the rows again).
+        sharedA = (nBlocks > 1 || parts > 1) && aFloats <= blocking.sharedAFloats();
         grow(packedB, ceil(Math.min(n, nc), nr) * nr * Math.min(k, kc));
         if (sharedA) {
             grow(packedA, (int) aFloats);
@@ -134,7 +140,7 @@ final class Gemm {
             for (block = -1; block < blocks; block++) {
                 tasks = block < 0 ? 0 : rowBlocks * parts;
                 int next = block + 1;
-                boolean newSteps = next < blocks && (block < 0 || next % nBlocks == 0);
+                boolean newSteps = next < blocks && next % nBlocks == 0;
                 packAItems = sharedA && newSteps ? rowBlocks : 0;
                 packBItems = next < blocks ? ceil(columns(next), nr) : 0;
                 pool.forEach(tasks + packAItems + packBItems, 1, runPhase);
@@ -153,11 +159,11 @@ final class Gemm {
     }
 
     private int steps(int blk) {
-        return Math.min(blocking.kc(), k - stepStart(blk));
+        return Math.min(kcRun, k - stepStart(blk));
     }
 
     private int stepStart(int blk) {
-        return blk / nBlocks * blocking.kc();
+        return blk / nBlocks * kcRun;
     }
 
     private int columnStart(int blk) {

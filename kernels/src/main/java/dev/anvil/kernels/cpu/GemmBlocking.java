@@ -24,6 +24,22 @@ record GemmBlocking(int kc, int mc, int nc, long sharedAFloats) {
         }
     }
 
+    /**
+     * Steps per block for a product of {@code k} steps: {@code k} cut into the whole number of
+     * blocks nearest to {@code k / kc}, evenly, so that a product just past {@code kc} steps (the
+     * LM head's weight gradient at 512 rows a chunk) stays one block and reads and writes C once,
+     * not twice. At most {@link #maxKc()}.
+     */
+    int stepsPerBlock(int k) {
+        int blocks = Math.max(1, (int) Math.round((double) k / kc));
+        return Math.min(maxKc(), (k + blocks - 1) / blocks);
+    }
+
+    /** The most steps a block can have: {@code 1.5 kc}. */
+    int maxKc() {
+        return kc + kc / 2;
+    }
+
     /** The blocking for a kernel of {@code mr × nr} tiles on a core with {@code caches}. */
     static GemmBlocking of(CacheSizes caches, int mr, int nr) {
         int kc = (int) Math.clamp(caches.l1() / (Float.BYTES * nr) / 16 * 16, MIN_KC, MAX_KC);

@@ -9,7 +9,8 @@ import jdk.incubator.vector.VectorSpecies;
  * meets: panels whose values for one step lie side by side in memory (a copy of vectors), and
  * panels whose rows lie along the steps (a transpose, done 16 × 16 in registers with two-source
  * permutes: four rounds of interleaving transpose a 16 × 16 block, 64 {@code vpermi2ps} for 256
- * values, about four times faster than moving floats one by one). Loaded only when
+ * values, about four times faster than moving floats one by one; whole blocks stay in registers,
+ * see {@link RegisterTranspose}). Loaded only when
  * {@link Simd#available()}.
  */
 final class VectorPacking {
@@ -18,8 +19,8 @@ final class VectorPacking {
     private static final int L = S.length();
     /** Side of the in-register transpose: the 512-bit species' 16 lanes; other widths copy floats. */
     private static final int T = 16;
-    private static final FloatVector ZIP_LO;
-    private static final FloatVector ZIP_HI;
+    static final FloatVector ZIP_LO;
+    static final FloatVector ZIP_HI;
     /** Each thread's staging area for the rounds of a transpose: two 16 × 16 blocks. */
     private static final ThreadLocal<float[]> SCRATCH = ThreadLocal.withInitial(() -> new float[2 * T * T]);
 
@@ -80,8 +81,14 @@ final class VectorPacking {
             for (int g = 0; g < w; g += T) {
                 int valid = Math.max(0, Math.min(T, h - g));
                 int room = Math.min(T, w - g);
-                for (int k = 0; k < kBulk; k += T) {
-                    transpose(x, src + g * rowStride + k, rowStride, valid, dst, d + k * w + g, w, room, scratch);
+                if (RegisterTranspose.fits(valid, w, room)) {
+                    for (int k = 0; k < kBulk; k += T) {
+                        RegisterTranspose.transpose(x, src + g * rowStride + k, rowStride, valid, dst, d + k * w + g, w);
+                    }
+                } else {
+                    for (int k = 0; k < kBulk; k += T) {
+                        transpose(x, src + g * rowStride + k, rowStride, valid, dst, d + k * w + g, w, room, scratch);
+                    }
                 }
             }
             for (int k = kBulk; k < kc; k++) {
@@ -95,9 +102,9 @@ final class VectorPacking {
     /**
      * Reads {@code valid} rows of 16 values ({@code x[src + r·stride + i]}, zeros for rows past
      * {@code valid}) and writes their transpose: value {@code i} of row {@code r} to
-     * {@code dst[d + i·ld + r]}, the first {@code room} lanes of each written row. The four rounds
-     * pass through a thread's scratch in L1: a method holding all 16 rows in registers is more
-     * than C1 can compile, and C2 is never reached.
+     * {@code dst[d + i·ld + r]}, the first {@code room} lanes of each written row. For the ragged
+     * blocks at a panel's edge, which {@link RegisterTranspose} does not take: the four rounds pass
+     * through a thread's scratch in L1.
      */
     private static void transpose(float[] x, int src, int stride, int valid, float[] dst, int d, int ld,
                                   int room, float[] scratch) {
