@@ -118,7 +118,8 @@ await_end() { # JOB RESTARTS [LOG]: waits until the job ended after that many re
     fi
     sleep 0.5
   done
-  fail "job $1 did not end: $(scontrol show job "$1" -o)"
+  fail "job $1 did not end: $(scontrol show job "$1" -o)${3:+; the end of its log:
+$(tail -n 20 "$3")}"
 }
 final_loss() { sed -n 's/.*done: [0-9]* steps, final loss \([0-9.]*\).*/\1/p' "$1" | tail -n 1; }
 losses() { grep -o '"step":[0-9]*,"loss":[^,]*' "$1"; }
@@ -156,13 +157,10 @@ stopped="$(sed -n 's/.*stopped by SIGTERM after step \([0-9]*\); saved .*/\1/p' 
 [ -d "$work/runs/preempted/$(printf 'step_%08d' "$stopped")" ] || fail "no checkpoint of step $stopped"
 say "2. job $job got SIGTERM: every rank exited 0 (job COMPLETED, exit 0:0), checkpoint of step $stopped saved"
 
-# 3. Requeued: the same job runs again and resumes. Requeued while the node was still completing the first
-# run, the job sometimes failed at once with exit 1 and no output: wait for the node to be idle first.
-for _ in $(seq 120); do
-  [[ "$(sinfo -h -n "$node" -o %T)" == idle* ]] && break
-  sleep 0.5
-done
-[[ "$(sinfo -h -n "$node" -o %T)" == idle* ]] || fail "node $node is not idle after job $job: $(sinfo -N -l)"
+# 3. Requeued: the same job runs again and resumes. slurmd refuses to start a job whose credential was revoked
+# (by the kill) in the same second as the new one was issued ("Job credential revoked": the job fails at once,
+# exit 1, no output), and Slurm's own delay for requeued jobs is overridden below: let a second pass first.
+sleep 2
 scontrol requeue "$job"
 scontrol update jobid="$job" starttime=now 2> /dev/null || true # a requeued job may otherwise wait a while
 read -r state code <<< "$(await_end "$job" 1 "$work/preempted.out")"
