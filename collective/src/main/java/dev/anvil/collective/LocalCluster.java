@@ -7,12 +7,15 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetAddress;
 import java.net.ServerSocket;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.ThreadLocalRandom;
 
 /**
  * R communicators in this process, over real loopback sockets and sharing one control-plane thread: for tests and
@@ -71,12 +74,36 @@ public final class LocalCluster implements AutoCloseable {
         return new LocalCluster(started, transport);
     }
 
-    /** A free TCP port on loopback (another process could take it before the coordinator binds; unlikely). */
+    /**
+     * A free TCP port on loopback, chosen below the kernel's ephemeral range where it can: every port bound to 0 (the
+     * ranks' own ring listeners, outgoing connections) comes from that range, so it cannot take the coordinator's port
+     * between this choice and the coordinator's bind, as it sometimes did when the port came from the range itself.
+     */
     public static int freePort() {
+        int ephemeralLow = ephemeralLow();
+        var random = ThreadLocalRandom.current();
+        for (int attempt = 0; attempt < 64 && ephemeralLow > 2048; attempt++) {
+            int port = random.nextInt(Math.max(1024, ephemeralLow - 16384), ephemeralLow);
+            try (ServerSocket s = new ServerSocket(port, 1, InetAddress.getLoopbackAddress())) {
+                return s.getLocalPort();
+            } catch (IOException taken) {
+                // try another
+            }
+        }
         try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
             return s.getLocalPort();
         } catch (IOException e) {
             throw new UncheckedIOException("no free loopback port", e);
+        }
+    }
+
+    /** The first port of Linux's ephemeral range (32768 by default, and where it cannot be read). */
+    private static int ephemeralLow() {
+        try {
+            String range = Files.readString(Path.of("/proc/sys/net/ipv4/ip_local_port_range"));
+            return Integer.parseInt(range.trim().split("\\s+")[0]);
+        } catch (IOException | RuntimeException e) {
+            return 32768;
         }
     }
 

@@ -181,21 +181,26 @@ public final class RingEngine implements LinkControl {
     /** Breaks the ring because of {@code cause}; idempotent, callable from any thread. */
     public void fail(CollectiveException cause) {
         List<Collective> pending;
+        Abort abort = null;
         synchronized (this) {
             if (failure != null) {
                 return;
+            }
+            if (!closing) {
+                abort = Abort.newBuilder()
+                        .setLostRank(cause instanceof PeerLostException p ? p.lostRank() : rank)
+                        .setReason(cause instanceof PeerLostException p ? p.reason() : cause.getMessage())
+                        .build();
+                // Before failure: a link thread that sees stopping() must find the abort to pass on, or its
+                // neighbour sees a bare close and blames this rank instead of the one lost.
+                abortToSend = abort;
             }
             failure = cause;
             pending = new ArrayList<>(ops);
             ops.clear();
         }
-        if (!closing) {
+        if (abort != null) {
             LOG.log(System.Logger.Level.WARNING, "rank {0}: ring broken: {1}", rank, cause.getMessage());
-            Abort abort = Abort.newBuilder()
-                    .setLostRank(cause instanceof PeerLostException p ? p.lostRank() : rank)
-                    .setReason(cause instanceof PeerLostException p ? p.reason() : cause.getMessage())
-                    .build();
-            abortToSend = abort;
             reportToCoordinator.accept(abort);
         }
         for (RingChannel c : channels) {
