@@ -80,8 +80,8 @@ final class CpuCrossEntropy {
 
         private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
         /**
-         * Values summed in float before the block's total joins the double sum (keeps ~1e-7 relative):
-         * a block's exponentials are staged in a scratch row, as the logits must stay for the gradient.
+         * Values summed in float before the block's total joins the double sum (keeps ~1e-7 relative);
+         * one scratch row holds a block when the logits must stay as they were.
          */
         private static final int BLOCK = VectorMath.SCRATCH_LENGTH;
 
