@@ -1,12 +1,17 @@
 #!/usr/bin/python3
 """Anvil's CPU matmul against OpenBLAS's sgemm, side by side in one run, shape by shape.
 
-For each shape n x c x oc of the model's linear layers it times the three products of a layer,
-as numpy (OpenBLAS) and as JMH's MatmulBenchmark (Anvil), and prints GFLOP/s and the ratio:
+For each shape n x c x oc of the model's linear layers it times the three GEMMs of a layer, as
+OpenBLAS's cblas_sgemm (called through numpy's BLAS) and as JMH's MatmulBenchmark without bias
+(Anvil), and prints GFLOP/s and the ratio. Both sides do the same work, a layer's:
 
-    forward  out  = inp · weightᵀ     (n x c)  · (c x oc)
-    dinp     dinp = dout · weight     (n x oc) · (oc x c)
-    dweight  dw   = doutᵀ · inp       (oc x n) · (n x c)
+    forward  out   = inp · weightᵀ     (n x c)  · (c x oc)    written
+    dinp     dinp += dout · weight     (n x oc) · (oc x c)    added into
+    dweight  dw   += doutᵀ · inp       (oc x n) · (n x c)     added into
+
+and report the same statistics, from the times of single calls: the fastest (what the code can do
+when the machine leaves it alone) and the median (what a run meets on a shared or virtual machine,
+where neighbours slow some calls down). JMH runs in sample mode for that.
 
 OpenBLAS runs with as many threads as Anvil (2 by default) and, where the CPU has AVX-512 but
 OpenBLAS does not recognise it (it falls back to SSE kernels on CPUs newer than itself), with
@@ -45,13 +50,13 @@ def loaded_blas():
 
 
 def openblas_core(paths):
-    """OpenBLAS's chosen kernels and its configuration string, or None if no OpenBLAS is loaded."""
+    """OpenBLAS's chosen kernels, its configuration string and the library, or None if no OpenBLAS is loaded."""
     for path in paths:
         try:
             lib = ctypes.CDLL(path)
             lib.openblas_get_corename.restype = ctypes.c_char_p
             lib.openblas_get_config.restype = ctypes.c_char_p
-            return lib.openblas_get_corename().decode(), lib.openblas_get_config().decode()
+            return lib.openblas_get_corename().decode(), lib.openblas_get_config().decode(), lib
         except (OSError, AttributeError):
             continue
     return None
@@ -90,81 +95,95 @@ def ensure_openblas(threads):
     return core
 
 
-def best_seconds(f, seconds):
+def call_seconds(f, seconds):
+    """(fastest, median) seconds of single calls of f over `seconds`, after a warm-up."""
     for _ in range(3):
         f()
-    best, runs, end = float("inf"), 0, time.perf_counter() + seconds
-    while time.perf_counter() < end or runs < 3:
+    times, end = [], time.perf_counter() + seconds
+    while time.perf_counter() < end or len(times) < 5:
         t = time.perf_counter()
         f()
-        best = min(best, time.perf_counter() - t)
-        runs += 1
-    return best
+        times.append(time.perf_counter() - t)
+    times.sort()
+    return times[0], times[len(times) // 2]
 
 
-def openblas_gflops(shape, seconds):
+def openblas_gflops(lib, shape, seconds):
+    """cblas_sgemm on the three products with Anvil's β: the forward writes (no bias: the GEMM alone),
+    dinp and dweight add into their outputs, as a layer's backward pass does."""
     import numpy as np
     n, c, oc = shape
     rng = np.random.default_rng(1)
     x = rng.random((n, c), dtype=np.float32) * 2 - 1
     w = rng.random((oc, c), dtype=np.float32) * 2 - 1
     dy = rng.random((n, oc), dtype=np.float32) * 2 - 1
-    out, dx, dw = np.empty((n, oc), np.float32), np.empty((n, c), np.float32), np.empty((oc, c), np.float32)
-    flop = 2.0 * n * c * oc
-    return {
-        "forward": flop / best_seconds(lambda: np.matmul(x, w.T, out=out), seconds) / 1e9,
-        "dinp": flop / best_seconds(lambda: np.matmul(dy, w, out=dx), seconds) / 1e9,
-        "dweight": flop / best_seconds(lambda: np.matmul(dy.T, x, out=dw), seconds) / 1e9,
+    out, dx, dw = np.zeros((n, oc), np.float32), np.zeros((n, c), np.float32), np.zeros((oc, c), np.float32)
+    row_major, plain, transposed = 101, 111, 112
+
+    def sgemm(ta, tb, m, nn, k, a, lda, b, ldb, beta, cc, ldc):
+        p = ctypes.c_void_p
+        return lambda: lib.cblas_sgemm(row_major, ta, tb, m, nn, k, ctypes.c_float(1.0), p(a.ctypes.data), lda,
+                                       p(b.ctypes.data), ldb, ctypes.c_float(beta), p(cc.ctypes.data), ldc)
+
+    products = {
+        # out[n, oc] = x · wᵀ
+        "forward": sgemm(plain, transposed, n, oc, c, x, c, w, c, 0.0, out, oc),
+        # dx[n, c] += dy · w
+        "dinp": sgemm(plain, plain, n, c, oc, dy, oc, w, c, 1.0, dx, c),
+        # dw[oc, c] += dyᵀ · x
+        "dweight": sgemm(transposed, plain, oc, c, n, dy, oc, x, c, 1.0, dw, c),
     }
+    flop = 2.0 * n * c * oc
+    return {name: tuple(flop / t / 1e9 for t in call_seconds(f, seconds)) for name, f in products.items()}
 
 
-def anvil_gflops(shapes, threads, java):
-    """Runs JMH's MatmulBenchmark on every shape; returns {shape: {product: GFLOP/s}}."""
+def anvil_gflops(shapes, threads, java, seconds):
+    """Runs JMH's MatmulBenchmark without bias (the GEMMs alone) on every shape in sample mode, which
+    times single calls; returns {shape: {product: (GFLOP/s of the fastest call, of the median)}}."""
     if not os.path.exists(JAR):
         sys.exit("%s is missing: build first (./mvnw -q package -DskipTests)" % JAR)
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         result = f.name
-    cmd = [java, "-jar", JAR, "MatmulBenchmark", "-p", "shape=" + ",".join(shapes), "-f", "1", "-wi", "3", "-w", "1",
-           "-i", "5", "-r", "1", "-p", "threads=%d" % threads, "-rf", "json", "-rff", result]
+    iterations = 3
+    cmd = [java, "-jar", JAR, r"MatmulBenchmark\.(forward|backwardInput|backwardWeight)$",
+           "-p", "shape=" + ",".join(shapes), "-p", "bias=false", "-p", "threads=%d" % threads,
+           "-bm", "sample", "-tu", "us", "-f", "1", "-wi", "2", "-w", "1", "-i", str(iterations),
+           "-r", "%dms" % max(100, int(1000 * seconds / iterations)), "-rf", "json", "-rff", result]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     with open(result) as f:
         runs = json.load(f)
     os.unlink(result)
-    # gflop is a counter of GFLOP done, per second; backward does dinp and dweight, backwardWeight dweight only.
-    rate = {}
-    for r in runs:
-        name = r["benchmark"].rsplit(".", 1)[1]
-        shape = r["params"]["shape"]
-        rate.setdefault(shape, {})[name] = r["secondaryMetrics"]["gflop"]["score"]
+    product = {"forward": "forward", "backwardInput": "dinp", "backwardWeight": "dweight"}
     out = {}
-    for shape, m in rate.items():
-        n, c, oc = map(int, shape.split("x"))
+    for r in runs:
+        n, c, oc = map(int, r["params"]["shape"].split("x"))
+        us = r["primaryMetric"]["scorePercentiles"]
         gflop = 2.0 * n * c * oc / 1e9
-        dw_s = gflop / m["backwardWeight"]
-        dinp_s = 2 * gflop / m["backward"] - dw_s
-        out[shape] = {"forward": m["forward"], "dinp": gflop / dinp_s, "dweight": m["backwardWeight"]}
+        out.setdefault(r["params"]["shape"], {})[product[r["benchmark"].rsplit(".", 1)[1]]] = (
+            gflop / (us["0.0"] * 1e-6), gflop / (us["50.0"] * 1e-6))
     return out
 
 
 def keep_best(best, rates):
-    """Raises best[shape][product] to rates[shape][product] wherever that is higher."""
+    """Raises best[shape][product] to rates[shape][product] wherever that is higher, statistic by statistic."""
     for shape, products in rates.items():
         for product, rate in products.items():
-            best.setdefault(shape, {})[product] = max(best.get(shape, {}).get(product, 0.0), rate)
+            old = best.setdefault(shape, {}).get(product, (0.0, 0.0))
+            best[shape][product] = tuple(max(o, r) for o, r in zip(old, rate))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2, help="threads for both sides (default 2)")
     parser.add_argument("--shapes", default=",".join(DEFAULT_SHAPES), help="comma-separated n x c x oc")
-    parser.add_argument("--seconds", type=float, default=1.5, help="numpy timing per product (best of)")
+    parser.add_argument("--seconds", type=float, default=3.0, help="timing per product and side (default 3)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="rounds of both sides, one after the other, keeping each side's best per product: "
                              "on a shared or virtual machine one round's ratios can be off by 10%% or more")
     parser.add_argument("--java", default=os.path.join(os.environ.get("JAVA_HOME", "/usr/lib/jvm/temurin-25-jdk-amd64"),
                                                        "bin", "java"))
     args = parser.parse_args()
-    core, config = ensure_openblas(args.threads)
+    core, config, lib = ensure_openblas(args.threads)
     shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
     detected = os.environ.get("ANVIL_OPENBLAS_DETECTED")
     print("OpenBLAS: %s; kernels %s%s; %s threads" % (config, core,
@@ -172,16 +191,20 @@ def main():
           os.environ["OPENBLAS_NUM_THREADS"]))
     blas, anvil = {}, {}
     for _ in range(max(1, args.rounds)):
-        keep_best(blas, {s: openblas_gflops(tuple(map(int, s.split("x"))), args.seconds) for s in shapes})
-        keep_best(anvil, anvil_gflops(shapes, args.threads, args.java))
-    print("%-16s %-8s %10s %10s %7s" % ("n x c x oc", "product", "OpenBLAS", "Anvil", "ratio"))
-    worst = None
+        keep_best(blas, {s: openblas_gflops(lib, tuple(map(int, s.split("x"))), args.seconds) for s in shapes})
+        keep_best(anvil, anvil_gflops(shapes, args.threads, args.java, args.seconds))
+    print("%-16s %-8s %21s %21s %15s" % ("", "", "fastest call", "median call", "ratio"))
+    print("%-16s %-8s %10s %10s %10s %10s %7s %7s" % ("n x c x oc", "product", "OpenBLAS", "Anvil", "OpenBLAS", "Anvil",
+                                                    "fastest", "median"))
+    worst = [None, None]
     for s in shapes:
         for product in ("forward", "dinp", "dweight"):
-            ratio = anvil[s][product] / blas[s][product]
-            worst = ratio if worst is None else min(worst, ratio)
-            print("%-16s %-8s %10.1f %10.1f %6.2fx" % (s, product, blas[s][product], anvil[s][product], ratio))
-    print("GFLOP/s, best of each side over %d round(s); lowest ratio %.2fx" % (max(1, args.rounds), worst))
+            (bf, bm), (af, am) = blas[s][product], anvil[s][product]
+            ratios = (af / bf, am / bm)
+            worst = [r if w is None else min(w, r) for w, r in zip(worst, ratios)]
+            print("%-16s %-8s %10.1f %10.1f %10.1f %10.1f %6.2fx %6.2fx" % (s, product, bf, af, bm, am, *ratios))
+    print("GFLOP/s of single calls, each side's best over %d round(s); lowest ratio %.2fx (fastest), %.2fx (median)"
+          % (max(1, args.rounds), *worst))
 
 
 if __name__ == "__main__":

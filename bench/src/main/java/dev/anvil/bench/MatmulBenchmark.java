@@ -31,8 +31,9 @@ import java.util.concurrent.TimeUnit;
  *
  * <p>Each product {@code n×c×oc} is {@code 2·n·c·oc} FLOP. The secondary result {@code gflop} is a
  * counter of GFLOP done, which JMH reports per second: read it as GFLOP/s. {@code forward} does one
- * product, {@code backward} two ({@code dinp} and {@code dweight}), {@code backwardWeight} only
- * {@code dweight} (so {@code dinp}'s share is the difference).
+ * product, {@code backward} two ({@code dinp} and {@code dweight}), {@code backwardInput} only
+ * {@code dinp} (a frozen weight) and {@code backwardWeight} only {@code dweight}. With
+ * {@code -p bias=false} the layer has no bias, so each call is its GEMM alone.
  *
  * <pre>java --add-modules jdk.incubator.vector -jar bench/target/benchmarks.jar MatmulBenchmark</pre>
  */
@@ -53,12 +54,16 @@ public class MatmulBenchmark {
     @Param({"cpu"})
     public String backendName;
 
+    /** Whether the layer has a bias ({@code false}: the GEMMs alone, as a BLAS comparison needs). */
+    @Param({"true"})
+    public boolean bias;
+
     /** CPU threads, {@code 0} for every core (a JVM told {@code -XX:ActiveProcessorCount} runs the kernels far slower). */
     @Param({"0"})
     public int threads;
 
     private Backend backend;
-    private Buffer inp, weight, bias, out, dout, dinp, dweight, dbias;
+    private Buffer inp, weight, biasValues, out, dout, dinp, dweight, dbias;
     private int n, c, oc;
     private double gflopPerProduct;
 
@@ -85,12 +90,12 @@ public class MatmulBenchmark {
         Random rnd = new Random(1);
         inp = random(rnd, (long) n * c);
         weight = random(rnd, (long) oc * c);
-        bias = random(rnd, oc);
+        biasValues = bias ? random(rnd, oc) : null;
         dout = random(rnd, (long) n * oc);
         out = backend.allocate(DType.FP32, (long) n * oc);
         dinp = backend.allocate(DType.FP32, (long) n * c);
         dweight = backend.allocate(DType.FP32, (long) oc * c);
-        dbias = backend.allocate(DType.FP32, oc);
+        dbias = bias ? backend.allocate(DType.FP32, oc) : null;
     }
 
     private Buffer random(Random rnd, long length) {
@@ -104,7 +109,7 @@ public class MatmulBenchmark {
 
     @Benchmark
     public Buffer forward(Flops flops) {
-        backend.matmulForward(out, inp, weight, bias, n, c, oc);
+        backend.matmulForward(out, inp, weight, biasValues, n, c, oc);
         backend.synchronize();
         flops.gflop += gflopPerProduct;
         return out;
@@ -116,6 +121,14 @@ public class MatmulBenchmark {
         backend.synchronize();
         flops.gflop += 2 * gflopPerProduct;
         return dweight;
+    }
+
+    @Benchmark
+    public Buffer backwardInput(Flops flops) {
+        backend.matmulBackward(dinp, null, dbias, dout, inp, weight, n, c, oc);
+        backend.synchronize();
+        flops.gflop += gflopPerProduct;
+        return dinp;
     }
 
     @Benchmark

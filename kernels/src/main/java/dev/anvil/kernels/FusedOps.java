@@ -26,7 +26,9 @@ public interface FusedOps extends TransformerOps, DeviceMemory {
     default void matmulBackward(Buffer dinp, Buffer dweight, Buffer dbias, Buffer dout, Buffer inp, Buffer weight,
                                 int n, int c, int oc, boolean accumulate) {
         if (!accumulate) {
-            zero(dweight);
+            if (dweight != null) {
+                zero(dweight);
+            }
             if (dbias != null) {
                 zero(dbias);
             }

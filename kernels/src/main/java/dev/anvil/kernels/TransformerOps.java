@@ -64,8 +64,9 @@ public interface TransformerOps {
      * Gradient of {@link #matmulForward}: accumulates {@code dinp += dout · weight},
      * {@code dweight += doutᵀ · inp} and {@code dbias += Σ_rows dout}.
      *
-     * @param dinp  {@code [n, c]}, or {@code null} when the input needs no gradient
-     * @param dbias {@code [oc]}, or {@code null} when there is no bias
+     * @param dinp    {@code [n, c]}, or {@code null} when the input needs no gradient
+     * @param dweight {@code [oc, c]}, or {@code null} when the weight needs none (it is frozen)
+     * @param dbias   {@code [oc]}, or {@code null} when there is no bias or it needs no gradient
      */
     void matmulBackward(Buffer dinp, Buffer dweight, Buffer dbias, Buffer dout, Buffer inp, Buffer weight,
                         int n, int c, int oc);

@@ -548,7 +548,7 @@ public abstract class BackendConformanceTest {
     }
 
     @Test
-    void matmulBackwardWithoutDinpOrDbiasComputesTheRest() {
+    void matmulBackwardWithoutSomeGradientsComputesTheRest() {
         MatmulCase m = new MatmulCase(60, 13, 37, 29);
         Random rnd = new Random(61);
         Tensor dout = floats(Host.toFloat(m.w));
@@ -576,6 +576,14 @@ public abstract class BackendConformanceTest {
         ew = plus(dw.values(), rw);
         backend.matmulBackward(null, dw.buf, null, dout.buf, m.inp.buf, m.weight.buf, m.n, m.c, m.oc);
         assertClose("dweight (null dinp and dbias)", dw.read(), ew, tol().rtol());
+
+        // frozen weight: dinp and dbias only, whether gradients accumulate or are overwritten
+        dinp = floats(gaussian(rnd, m.n * m.c, 1));
+        db = floats(gaussian(rnd, m.oc, 1));
+        ei = plus(dinp.values(), rinp);
+        backend.matmulBackward(dinp.buf, null, db.buf, dout.buf, m.inp.buf, m.weight.buf, m.n, m.c, m.oc, false);
+        assertClose("dinp (null dweight)", dinp.read(), ei, tol().rtol());
+        assertClose("dbias (null dweight)", db.read(), rb, tol().rtol());
     }
 
     @Test

@@ -228,7 +228,7 @@ public final class CpuBackend implements Backend {
                                int n, int c, int oc) {
         DType dt = floatType(dout, "dout");
         CpuBuffer dx = dinp == null ? null : CpuBuffer.of(dinp, floatType(dinp, "dinp"), "dinp", (long) n * c);
-        CpuBuffer dw = CpuBuffer.of(dweight, floatType(dweight, "dweight"), "dweight", (long) oc * c);
+        CpuBuffer dw = dweight == null ? null : CpuBuffer.of(dweight, floatType(dweight, "dweight"), "dweight", (long) oc * c);
         CpuBuffer db = dbias == null ? null : CpuBuffer.of(dbias, floatType(dbias, "dbias"), "dbias", oc);
         matmul.backward(dx, dw, db, CpuBuffer.of(dout, dt, "dout", (long) n * oc),
                 CpuBuffer.of(inp, dt, "inp", (long) n * c), CpuBuffer.of(weight, dt, "weight", (long) oc * c),
@@ -236,7 +236,9 @@ public final class CpuBackend implements Backend {
         if (dx != null) {
             roundBf16(dx, (long) n * c);
         }
-        roundBf16(dw, (long) oc * c);
+        if (dw != null) {
+            roundBf16(dw, (long) oc * c);
+        }
         if (db != null) {
             roundBf16(db, oc);
         }

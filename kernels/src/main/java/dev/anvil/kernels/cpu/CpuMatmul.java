@@ -43,9 +43,11 @@ final class CpuMatmul {
             gemm.multiply(n, c, oc, dout.f, dout.offset, oc, 1, weight.f, weight.offset, c, 1,
                     dinp.f, dinp.offset, c, true);
         }
-        // dweight[oc, c] += doutᵀ · inp, doutᵀ[j, r] = dout[r·oc + j]
-        gemm.multiply(oc, c, n, dout.f, dout.offset, 1, oc, inp.f, inp.offset, c, 1,
-                dweight.f, dweight.offset, c, true);
+        if (dweight != null) {
+            // dweight[oc, c] += doutᵀ · inp, doutᵀ[j, r] = dout[r·oc + j]
+            gemm.multiply(oc, c, n, dout.f, dout.offset, 1, oc, inp.f, inp.offset, c, 1,
+                    dweight.f, dweight.offset, c, true);
+        }
         if (dbias != null) {
             float[] g = dout.f, db = dbias.f;
             // Each column's sum runs down the rows in order on one thread: deterministic.

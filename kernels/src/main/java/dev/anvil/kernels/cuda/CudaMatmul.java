@@ -101,25 +101,29 @@ final class CudaMatmul {
      */
     private void weightGradients(Buffer dweight, Buffer dbias, CudaBuffer g, CudaBuffer x, int n, int c, int oc,
                                  boolean accumulate) {
-        CudaBuffer dw = ctx.buf(dweight, ctx.floatType(dweight, "dweight"), "dweight", (long) oc * c);
+        CudaBuffer dw = dweight == null ? null : ctx.buf(dweight, ctx.floatType(dweight, "dweight"), "dweight", (long) oc * c);
         CudaBuffer db = dbias == null ? null : ctx.buf(dbias, ctx.floatType(dbias, "dbias"), "dbias", oc);
-        if (oc == 0 || c == 0) {
+        if (oc == 0 || c == 0 || dw == null && db == null) {
             return;
         }
         if (n == 0) {
             if (!accumulate) {
-                ctx.backend.zero(dw);
+                if (dw != null) {
+                    ctx.backend.zero(dw);
+                }
                 if (db != null) {
                     ctx.backend.zero(db);
                 }
             }
             return;
         }
-        if (db != null && !accumulate && db.dtype() == dw.dtype()
-                && gemm.gemm(false, true, c, oc, n, x, g, dw, false, new Epilogue(CublasLt.EPILOGUE_BGRADB, db, null))) {
-            return;
+        if (dw != null) {
+            if (db != null && !accumulate && db.dtype() == dw.dtype()
+                    && gemm.gemm(false, true, c, oc, n, x, g, dw, false, new Epilogue(CublasLt.EPILOGUE_BGRADB, db, null))) {
+                return;
+            }
+            gemm.gemm(false, true, c, oc, n, x, g, dw, accumulate, Epilogue.NONE);
         }
-        gemm.gemm(false, true, c, oc, n, x, g, dw, accumulate, Epilogue.NONE);
         if (db != null) {
             if (!accumulate) {
                 ctx.backend.zero(db);
