@@ -6,7 +6,10 @@ import java.util.concurrent.locks.LockSupport;
 
 /**
  * A fixed set of worker threads that run one parallel loop at a time. The calling thread works
- * too, and chunks are handed out through one atomic counter, so uneven chunks balance.
+ * too. Each thread owns an equal, contiguous range of a loop's chunks and takes them in order;
+ * a thread done with its own takes what is left of the others', so uneven chunks balance. Owned
+ * ranges keep a thread on the same part of the data from one loop to the next (the same rows of a
+ * product, step block after step block), where it is still in that core's cache.
  *
  * <p>A loop is done when all its chunks are done, not when every worker has checked in: a worker
  * the OS has not scheduled yet (two cores shared with a build, say) never holds up a loop it took
@@ -23,16 +26,16 @@ final class WorkerPool implements AutoCloseable {
 
     private static final int SPINS_BEFORE_PARK = 20_000;
 
-    /** One parallel loop: its body, its chunk counter and its count of finished chunks. */
+    /** One parallel loop: its body, each thread's range of chunks and the count of finished chunks. */
     private static final class Job {
-        private static final VarHandle NEXT;
+        private static final VarHandle NEXT = MethodHandles.arrayElementVarHandle(int[].class);
         private static final VarHandle DONE;
+        /** Ints between two threads' counters: a cache line, so taking a chunk shares no line. */
+        private static final int SPREAD = 16;
 
         static {
             try {
-                MethodHandles.Lookup lookup = MethodHandles.lookup();
-                NEXT = lookup.findVarHandle(Job.class, "next", int.class);
-                DONE = lookup.findVarHandle(Job.class, "done", int.class);
+                DONE = MethodHandles.lookup().findVarHandle(Job.class, "done", int.class);
             } catch (ReflectiveOperationException e) {
                 throw new ExceptionInInitializerError(e);
             }
@@ -42,30 +45,50 @@ final class WorkerPool implements AutoCloseable {
         final int count;
         final int grain;
         final int chunks;
-        volatile int next;
+        final int threads;
+        /** Thread {@code t}'s next chunk at {@code t·SPREAD}; its range ends where thread {@code t + 1}'s starts. */
+        final int[] next;
         volatile int done;
         volatile Throwable failure;
 
-        Job(Range body, int count, int grain) {
+        Job(Range body, int count, int grain, int threads) {
             this.body = body;
             this.count = count;
             this.grain = grain;
             this.chunks = (int) (((long) count + grain - 1) / grain);
+            this.threads = threads;
+            this.next = new int[threads * SPREAD];
+            for (int t = 0; t < threads; t++) {
+                next[t * SPREAD] = first(t);
+            }
         }
 
-        /** Runs chunks until none are left. */
-        void work() {
-            for (int c = (int) NEXT.getAndAdd(this, 1); c < chunks; c = (int) NEXT.getAndAdd(this, 1)) {
-                int start = c * grain;
-                try {
-                    if (failure == null) {
-                        body.run(start, (int) Math.min(count, (long) start + grain));
-                    }
-                } catch (Throwable t) {
-                    failure = t;
-                } finally {
-                    DONE.getAndAdd(this, 1);
+        /** First chunk of thread {@code t}'s range ({@code chunks} for {@code t == threads}). */
+        private int first(int t) {
+            return (int) ((long) t * chunks / threads);
+        }
+
+        /** Runs chunks until none are left: thread {@code self}'s own first, then the others'. */
+        void work(int self) {
+            for (int i = 0; i < threads; i++) {
+                int t = (self + i) % threads, end = first(t + 1);
+                for (int c = (int) NEXT.getAndAdd(next, t * SPREAD, 1); c < end;
+                     c = (int) NEXT.getAndAdd(next, t * SPREAD, 1)) {
+                    run(c);
                 }
+            }
+        }
+
+        private void run(int chunk) {
+            int start = chunk * grain;
+            try {
+                if (failure == null) {
+                    body.run(start, (int) Math.min(count, (long) start + grain));
+                }
+            } catch (Throwable t) {
+                failure = t;
+            } finally {
+                DONE.getAndAdd(this, 1);
             }
         }
 
@@ -85,7 +108,8 @@ final class WorkerPool implements AutoCloseable {
         }
         workers = new Thread[threads - 1];
         for (int w = 0; w < workers.length; w++) {
-            workers[w] = Thread.ofPlatform().daemon().name("anvil-cpu-" + (w + 1)).unstarted(this::workerLoop);
+            int self = w + 1;
+            workers[w] = Thread.ofPlatform().daemon().name("anvil-cpu-" + self).unstarted(() -> workerLoop(self));
             workers[w].start();
         }
     }
@@ -114,12 +138,12 @@ final class WorkerPool implements AutoCloseable {
         }
         inLoop = true;
         try {
-            Job j = new Job(body, count, grain);
+            Job j = new Job(body, count, grain, threads());
             job = j;
             for (Thread w : workers) {
                 LockSupport.unpark(w);
             }
-            j.work();
+            j.work(0);
             while (!j.finished()) {
                 Thread.onSpinWait();
             }
@@ -138,7 +162,8 @@ final class WorkerPool implements AutoCloseable {
         }
     }
 
-    private void workerLoop() {
+    /** Worker {@code self}'s loop (the caller is thread 0): waits for a job, works on it. */
+    private void workerLoop(int self) {
         Job seen = null;
         while (true) {
             int spins = 0;
@@ -154,7 +179,7 @@ final class WorkerPool implements AutoCloseable {
                 return;
             }
             seen = j;
-            j.work();
+            j.work(self);
         }
     }
 

@@ -10,6 +10,8 @@ import java.util.Collections;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicIntegerArray;
 
@@ -110,6 +112,32 @@ class WorkerPoolTest {
             });
         }
         assertTrue(threads.size() >= 2, "only " + threads + " ran chunks");
+    }
+
+    @Test
+    void eachThreadTakesItsOwnRangeOfChunksFirst() throws InterruptedException {
+        // Four chunks on two threads: the caller owns 0 and 1, the worker 2 and 3. Chunks 0 and 2 each wait
+        // for the other to start, and so do 1 and 3, so each thread must be in its own range while the other
+        // is in its own. Handed out from one shared counter, the worker would take chunk 1 while the caller
+        // is in 0, and nobody would start 2.
+        CountDownLatch[] started = {new CountDownLatch(1), new CountDownLatch(1), new CountDownLatch(1),
+                new CountDownLatch(1)};
+        Thread[] ranOn = new Thread[4];
+        int[] waitsFor = {2, 3, 0, 1};
+        pool.forEach(4, 1, (s, e) -> {
+            ranOn[s] = Thread.currentThread();
+            started[s].countDown();
+            try {
+                assertTrue(started[waitsFor[s]].await(20, TimeUnit.SECONDS),
+                        "chunk " + waitsFor[s] + " never started while chunk " + s + " ran");
+            } catch (InterruptedException ex) {
+                throw new IllegalStateException(ex);
+            }
+        });
+        Thread caller = Thread.currentThread();
+        assertSame(caller, ranOn[0]);
+        assertSame(caller, ranOn[1]);
+        assertTrue(ranOn[2] != caller && ranOn[2] == ranOn[3], "chunks 2 and 3 ran on " + ranOn[2] + ", " + ranOn[3]);
     }
 
     @Test
