@@ -5,18 +5,19 @@ package dev.anvil.kernels.cpu;
  * {@code A·Bᵀ}, {@code A·B} and {@code Aᵀ·B} are all the same call with different strides.
  *
  * <p>It follows the BLIS scheme, cut into blocks of {@code kc} steps of the shared dimension by
- * {@code nc} columns ({@link GemmBlocking}, sized from the machine's caches). Each block's B is
- * packed into panels shared by all threads; its compute is a set of tasks of at most {@code mc}
- * rows of C (and, when rows are too few to feed every thread, a share of the column panels), each
+ * {@code nc} columns ({@link GemmBlocking}, sized from the machine's caches). The steps' blocks run
+ * one after the other, each as one parallel loop of tasks: at most {@code mc} rows of C in one block
+ * of columns (and, when rows are too few to feed every thread, a share of its column panels), each
  * sweeping the {@link MicroKernel} over its tiles column panel by column panel, so that a B
- * micro-panel stays in L1 while the task's A block streams from L2. A task packs its rows of A
- * itself, or, where B is cut into several column blocks and A is small enough, all of A is
- * packed once per step block and shared, rather than again for every column block.
+ * micro-panel stays in L1 while the task's A block streams from L2.
  *
- * <p>Packing overlaps compute: one parallel loop runs each block, its compute tasks first and then
- * the packing of the next block's operands into the other half of a double buffer, so a thread
- * done with its tasks packs while the others finish theirs, and each block costs one wait for the
- * slowest thread, not two.
+ * <p>Each thread packs the B panels it reads into its own buffer, once per block, and keeps them
+ * for its next tasks in that block: no packed line is written by one core and read by another,
+ * and no thread waits for another's packing. The {@link WorkerPool} gives each thread the same
+ * range of tasks in every block, so a thread's rows of C stay in its core's cache from one block
+ * of steps to the next. A task packs its rows of A itself, or, where several tasks read the same
+ * rows and A is small enough, all of A is packed once per step block and shared: by the tasks of
+ * the block before, as they finish, into the other half of a double buffer.
  *
  * <p>Every element of C is one chain of fused multiply-adds in step order (see
  * {@link MicroKernel}), computed by one task: the result is bit-identical run to run, for any
@@ -37,9 +38,14 @@ final class Gemm {
     private final GemmBlocking blocking;
     private final ThreadLocal<Scratch> scratch;
     private final WorkerPool.Range runPhase = this::runPhase;
-    /** Shared packed A and B, double-buffered: one half is computed with while the other is packed. */
+    /** Shared packed A, double-buffered: one half is computed with while the other is packed. */
     private final float[][] packedA = {new float[0], new float[0]};
-    private final float[][] packedB = {new float[0], new float[0]};
+    /**
+     * Names the blocks of B a thread may hold packed: block {@code (s, j)} (step block {@code s},
+     * column block {@code j}) of the multiply in progress is generation
+     * {@code generation + s·nBlocks + j}, so no packed panel outlives its block, or its multiply.
+     */
+    private long generation;
 
     // The multiply in progress, read by the parallel loops' bodies.
     private float[] a, b, c;
@@ -48,21 +54,33 @@ final class Gemm {
     private boolean accumulate;
     /** Steps per block in this multiply (the last block may have fewer), see {@link GemmBlocking#stepsPerBlock}. */
     private int kcRun;
-    /** Blocks of steps and of columns; block {@code i} is step block {@code i / nBlocks}, column block {@code i % nBlocks}. */
-    private int nBlocks;
+    /** Blocks of columns, each {@code ncRun} wide but the last. */
+    private int nBlocks, ncRun;
     private boolean sharedA;
     private int microPanels, rowBlocks, parts;
-    // The phase in progress: compute tasks of block `block` (none if -1), then packing for `block + 1`.
-    private int block, tasks, packAItems, packBItems;
+    // The phase in progress: compute tasks of step block `stepBlock` (none if -1), then packing A for the next.
+    private int stepBlock, tasks, packAItems;
 
-    /** A thread's packed A block and a tile to compute ragged edges into. */
+    /** A thread's packed A block, its packed B panels with the generation each holds, and a tile for ragged edges. */
     private static final class Scratch {
         final float[] a;
         final float[] tile;
+        float[] b = new float[0];
+        final long[] stamp;
 
         Scratch(int mr, int nr, GemmBlocking blocking) {
             a = new float[ceil(blocking.mc(), mr) * mr * blocking.maxKc()];
             tile = new float[mr * nr];
+            stamp = new long[ceil(blocking.nc(), nr)];
+            java.util.Arrays.fill(stamp, -1);
+        }
+
+        /** Room for {@code floats} of packed B; growing forgets every panel held. */
+        void reserveB(int floats) {
+            if (b.length < floats) {
+                b = new float[floats];
+                java.util.Arrays.fill(stamp, -1);
+            }
         }
     }
 
@@ -118,34 +136,32 @@ final class Gemm {
         this.k = k;
         this.accumulate = accumulate;
         int threads = pool.threads();
-        int nc = blocking.nc();
         kcRun = blocking.stepsPerBlock(k);
-        int kc = kcRun;
-        nBlocks = ceil(n, nc);
-        int blocks = ceil(k, kc) * nBlocks;
+        int stepBlocks = ceil(k, kcRun);
+        nBlocks = ceil(n, blocking.nc());
+        // Column blocks as even as whole panels allow, so that equal shares of tasks are equal work.
+        ncRun = ceil(ceil(n, nBlocks), nr) * nr;
+        int nc = ncRun;
         microPanels = ceil(m, mr);
         // Row blocks: a multiple of the thread count where rows allow, so the threads finish together.
         rowBlocks = Math.min(ceil(ceil(m, blocking.mc()), threads) * threads, microPanels);
         // Too few row blocks for four tasks per thread: share the column panels out too.
         parts = Math.min(ceil(Math.min(n, nc), nr), ceil(4 * threads, rowBlocks));
-        long aFloats = (long) microPanels * mr * Math.min(k, kc);
+        long aFloats = (long) microPanels * mr * Math.min(k, kcRun);
         // A is shared when more than one task would read the same rows: several column blocks, or
         // a row block's columns split into parts (else each part would pack the rows again).
         sharedA = (nBlocks > 1 || parts > 1) && aFloats <= blocking.sharedAFloats();
-        grow(packedB, ceil(Math.min(n, nc), nr) * nr * Math.min(k, kc));
         if (sharedA) {
             grow(packedA, (int) aFloats);
         }
         try {
-            for (block = -1; block < blocks; block++) {
-                tasks = block < 0 ? 0 : rowBlocks * parts;
-                int next = block + 1;
-                boolean newSteps = next < blocks && next % nBlocks == 0;
-                packAItems = sharedA && newSteps ? rowBlocks : 0;
-                packBItems = next < blocks ? ceil(columns(next), nr) : 0;
-                pool.forEach(tasks + packAItems + packBItems, 1, runPhase);
+            for (stepBlock = sharedA ? -1 : 0; stepBlock < stepBlocks; stepBlock++) {
+                tasks = stepBlock < 0 ? 0 : nBlocks * rowBlocks * parts;
+                packAItems = sharedA && stepBlock + 1 < stepBlocks ? rowBlocks : 0;
+                pool.forEach(tasks + packAItems, 1, runPhase);
             }
         } finally {
+            generation += (long) stepBlocks * nBlocks;
             this.a = this.b = this.c = null;
         }
     }
@@ -158,20 +174,8 @@ final class Gemm {
         }
     }
 
-    private int steps(int blk) {
-        return Math.min(kcRun, k - stepStart(blk));
-    }
-
-    private int stepStart(int blk) {
-        return blk / nBlocks * kcRun;
-    }
-
-    private int columnStart(int blk) {
-        return blk % nBlocks * blocking.nc();
-    }
-
-    private int columns(int blk) {
-        return Math.min(blocking.nc(), n - columnStart(blk));
+    private int steps(int sb) {
+        return Math.min(kcRun, k - sb * kcRun);
     }
 
     /** First micro-panel of row block {@code r}: the micro-panels are shared out as evenly as can be. */
@@ -179,35 +183,56 @@ final class Gemm {
         return (int) ((long) r * microPanels / rowBlocks);
     }
 
+    /**
+     * Runs items {@code [start, end)} of a phase. The items are the compute tasks and the packing of
+     * A interleaved in one segment per thread (its share of the tasks, then its share of the
+     * packing), so that the range of items the pool gives thread {@code t} holds the same tasks, the
+     * same rows of C, in every phase, whether or not A is packed beside them.
+     */
     private void runPhase(int start, int end) {
+        int threads = pool.threads();
         for (int item = start; item < end; item++) {
-            if (item < tasks) {
-                compute(item);
-            } else if (item < tasks + packAItems) {
-                packA(block + 1, item - tasks);
+            int t = 0;
+            while (t + 1 < threads && item >= segment(t + 1, threads)) {
+                t++;
+            }
+            int i = item - segment(t, threads), ownTasks = share(tasks, t + 1, threads) - share(tasks, t, threads);
+            if (i < ownTasks) {
+                compute(share(tasks, t, threads) + i);
             } else {
-                packB(block + 1, item - tasks - packAItems);
+                packA(stepBlock + 1, share(packAItems, t, threads) + i - ownTasks);
             }
         }
     }
 
-    /** Packs row block {@code r} of A's steps for {@code blk} into the shared A. */
-    private void packA(int blk, int r) {
-        int p0 = firstPanel(r), p1 = firstPanel(r + 1), kc = steps(blk);
+    /** First item of thread {@code t}'s segment. */
+    private int segment(int t, int threads) {
+        return share(tasks, t, threads) + share(packAItems, t, threads);
+    }
+
+    /** Where thread {@code t}'s share of {@code items} starts. */
+    private static int share(int items, int t, int threads) {
+        return (int) ((long) items * t / threads);
+    }
+
+    /** Packs row block {@code r} of A's steps for step block {@code sb} into the shared A. */
+    private void packA(int sb, int r) {
+        int p0 = firstPanel(r), p1 = firstPanel(r + 1), kc = steps(sb);
         GemmPacking.pack(simd, a, aOff, aRowStride, aColStride, p0 * mr, Math.min(p1 * mr, m) - p0 * mr,
-                stepStart(blk), kc, mr, packedA[blk / nBlocks % 2], p0 * mr * kc);
+                sb * kcRun, kc, mr, packedA[sb % 2], p0 * mr * kc);
     }
 
-    /** Packs panel {@code q} of B's block {@code blk} (B is packed as Bᵀ: its rows are B's columns). */
-    private void packB(int blk, int q) {
-        int j = q * nr, kc = steps(blk);
-        GemmPacking.pack(simd, b, bOff, bColStride, bRowStride, columnStart(blk) + j, Math.min(nr, columns(blk) - j),
-                stepStart(blk), kc, nr, packedB[blk % 2], j * kc);
-    }
-
+    /**
+     * Task {@code task} of the step block in progress: row block {@code r}'s tiles in part
+     * {@code part} of column block {@code jb}'s panels, panel by panel, each B micro-panel packed
+     * into the thread's own buffer just before its first use (so it is in this core's L1 when the
+     * kernel reads it) unless the thread already holds it from an earlier task.
+     */
     private void compute(int task) {
-        int blk = block, kc = steps(blk), pc = stepStart(blk), jc = columnStart(blk), nc = columns(blk);
-        int r = task / parts, p0 = firstPanel(r), i0 = p0 * mr;
+        int sb = stepBlock, kc = steps(sb), pc = sb * kcRun;
+        int perBlock = rowBlocks * parts, jb = task / perBlock, r = task % perBlock / parts;
+        int jc = jb * ncRun, nc = Math.min(ncRun, n - jc);
+        int p0 = firstPanel(r), i0 = p0 * mr;
         int rows = Math.min(firstPanel(r + 1) * mr, m) - i0;
         int panels = ceil(nc, nr), perPart = ceil(panels, parts);
         int q0 = task % parts * perPart, q1 = Math.min(panels, q0 + perPart);
@@ -218,16 +243,25 @@ final class Gemm {
         float[] pa;
         int aBase;
         if (sharedA) {
-            pa = packedA[blk / nBlocks % 2];
+            pa = packedA[sb % 2];
             aBase = i0 * kc;
         } else {
             pa = s.a;
             aBase = 0;
             GemmPacking.pack(simd, a, aOff, aRowStride, aColStride, i0, rows, pc, kc, mr, pa, 0);
         }
-        float[] pb = packedB[blk % 2];
+        s.reserveB(panels * nr * kcRun);
+        float[] pb = s.b;
+        long held = generation + (long) sb * nBlocks + jb;
         // The first block of an overwriting product starts its chains from zero, every other from C.
         boolean load = accumulate || pc > 0;
+        if (s.stamp[q0] != held) {
+            // B is packed as Bᵀ (its rows are B's columns), all of this part's panels at once. Tasks of
+            // one part cover the same panels, so the thread holds all of them or none.
+            GemmPacking.pack(simd, b, bOff, bColStride, bRowStride, jc + q0 * nr, Math.min(nc, q1 * nr) - q0 * nr,
+                    pc, kc, nr, pb, q0 * nr * kc);
+            java.util.Arrays.fill(s.stamp, q0, q1, held);
+        }
         for (int q = q0; q < q1; q++) {
             int j = q * nr;
             int cols = Math.min(nr, nc - j);

@@ -8,8 +8,8 @@ package dev.anvil.kernels.cpu;
  * @param kc            steps of the shared dimension per block: a packed B micro-panel
  *                      ({@code kc × nr} floats) fills L1, where it stays while A streams past it
  * @param mc            rows of A one task packs at most: {@code mc × kc} floats take an eighth of L2
- * @param nc            columns of B packed at once: the shared {@code kc × nc} floats are twice L2,
- *                      so both cores' halves stay near
+ * @param nc            columns per column block: a thread's packed B block ({@code kc × nc}
+ *                      floats) takes half of L2
  * @param sharedAFloats the most floats of packed A shared by all threads (rather than packed again
  *                      for every block of columns): four times L2
  */
@@ -44,7 +44,7 @@ record GemmBlocking(int kc, int mc, int nc, long sharedAFloats) {
     static GemmBlocking of(CacheSizes caches, int mr, int nr) {
         int kc = (int) Math.clamp(caches.l1() / (Float.BYTES * nr) / 16 * 16, MIN_KC, MAX_KC);
         int mc = (int) Math.max(mr, caches.l2() / 8 / (Float.BYTES * kc) / mr * mr);
-        int nc = (int) Math.max(nr, 2 * caches.l2() / (Float.BYTES * kc) / nr * nr);
+        int nc = (int) Math.max(nr, caches.l2() / 2 / (Float.BYTES * kc) / nr * nr);
         return new GemmBlocking(kc, mc, nc, caches.l2());
     }
 }

@@ -47,19 +47,37 @@ final class VectorPacking {
 
     /**
      * {@link GemmPacking#pack} for {@code rowStride == 1}: each step's {@code w} values of a panel
-     * are adjacent in {@code x}, so they move as (masked) vectors.
+     * are adjacent in {@code x}, so they move as (masked) vectors. It runs step by step, each step's
+     * values for all the panels at once: that reads {@code x} along its rows, where the hardware
+     * prefetches, rather than a line from each of {@code kc} rows per panel, which it does not
+     * once the rows are more than a page apart.
      */
     static void packColumns(float[] x, int off, int kStride, int row0, int rows, int k0, int kc, int w,
                             float[] dst, int dstOff) {
-        int d = dstOff;
-        for (int p = 0; p < rows; p += w, d += w * kc) {
-            int h = Math.min(w, rows - p);
-            int src = off + row0 + p + k0 * kStride;
-            for (int j = 0; j < w; j += L) {
-                VectorMask<Float> valid = S.indexInRange(0, Math.max(0, Math.min(L, h - j)));
-                VectorMask<Float> room = S.indexInRange(0, Math.min(L, w - j));
-                for (int k = 0; k < kc; k++) {
-                    FloatVector.fromArray(S, x, src + k * kStride + j, valid).intoArray(dst, d + k * w + j, room);
+        int full = rows / w, last = full * w, ragged = rows - last;
+        if (w % L == 0) {
+            // Whole panels of whole vectors: no masks.
+            for (int k = 0; k < kc; k++) {
+                int src = off + row0 + (k0 + k) * kStride, d = dstOff + k * w;
+                for (int p = 0; p < full; p++) {
+                    for (int j = 0; j < w; j += L) {
+                        FloatVector.fromArray(S, x, src + p * w + j).intoArray(dst, d + p * w * kc + j);
+                    }
+                }
+            }
+            full = 0;
+        }
+        // Masked: narrower panels (every panel), and the ragged last one (zero-padded).
+        for (int j = 0; j < w; j += L) {
+            VectorMask<Float> room = S.indexInRange(0, Math.min(L, w - j));
+            VectorMask<Float> valid = S.indexInRange(0, Math.max(0, Math.min(L, ragged - j)));
+            for (int k = 0; k < kc; k++) {
+                int src = off + row0 + j + (k0 + k) * kStride, d = dstOff + k * w + j;
+                for (int p = 0; p < full; p++) {
+                    FloatVector.fromArray(S, x, src + p * w, room).intoArray(dst, d + p * w * kc, room);
+                }
+                if (ragged > 0) {
+                    FloatVector.fromArray(S, x, src + last, valid).intoArray(dst, d + last * kc, room);
                 }
             }
         }
