@@ -139,8 +139,14 @@ final class Gemm {
         kcRun = blocking.stepsPerBlock(k);
         int stepBlocks = ceil(k, kcRun);
         nBlocks = ceil(n, blocking.nc());
+        if (nBlocks > 1) {
+            // A multiple of the thread count, so that each thread's range of tasks is whole column
+            // blocks and no two threads pack the same panels of B.
+            nBlocks = ceil(nBlocks, threads) * threads;
+        }
         // Column blocks as even as whole panels allow, so that equal shares of tasks are equal work.
         ncRun = ceil(ceil(n, nBlocks), nr) * nr;
+        nBlocks = ceil(n, ncRun);
         int nc = ncRun;
         microPanels = ceil(m, mr);
         // Row blocks: a multiple of the thread count where rows allow, so the threads finish together.
