@@ -194,7 +194,8 @@ final class Gemm {
      * Runs items {@code [start, end)} of a phase. The items are the compute tasks and the packing of
      * A interleaved in one segment per thread (its share of the tasks, then its share of the
      * packing), so that the range of items the pool gives thread {@code t} holds the same tasks, the
-     * same rows of C, in every phase, whether or not A is packed beside them.
+     * same rows of C, in every phase (up to an item at either end where the counts do not divide
+     * evenly), whether or not A is packed beside them.
      */
     private void runPhase(int start, int end) {
         int threads = pool.threads();
