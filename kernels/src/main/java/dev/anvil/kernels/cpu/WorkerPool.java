@@ -30,8 +30,6 @@ final class WorkerPool implements AutoCloseable {
     private static final class Job {
         private static final VarHandle NEXT = MethodHandles.arrayElementVarHandle(int[].class);
         private static final VarHandle DONE;
-        /** Ints between two threads' counters: a cache line, so taking a chunk shares no line. */
-        private static final int SPREAD = 16;
 
         static {
             try {
@@ -46,7 +44,11 @@ final class WorkerPool implements AutoCloseable {
         final int grain;
         final int chunks;
         final int threads;
-        /** Thread {@code t}'s next chunk at {@code t·SPREAD}; its range ends where thread {@code t + 1}'s starts. */
+        /**
+         * Thread {@code t}'s next chunk; its range ends where thread {@code t + 1}'s starts. Not spread
+         * over cache lines: a loop is a few dozen chunks, and a job per loop must stay small (a
+         * training step runs thousands of loops, and allocates next to nothing else).
+         */
         final int[] next;
         volatile int done;
         volatile Throwable failure;
@@ -57,9 +59,9 @@ final class WorkerPool implements AutoCloseable {
             this.grain = grain;
             this.chunks = (int) (((long) count + grain - 1) / grain);
             this.threads = threads;
-            this.next = new int[threads * SPREAD];
+            this.next = new int[threads];
             for (int t = 0; t < threads; t++) {
-                next[t * SPREAD] = first(t);
+                next[t] = first(t);
             }
         }
 
@@ -72,8 +74,7 @@ final class WorkerPool implements AutoCloseable {
         void work(int self) {
             for (int i = 0; i < threads; i++) {
                 int t = (self + i) % threads, end = first(t + 1);
-                for (int c = (int) NEXT.getAndAdd(next, t * SPREAD, 1); c < end;
-                     c = (int) NEXT.getAndAdd(next, t * SPREAD, 1)) {
+                for (int c = (int) NEXT.getAndAdd(next, t, 1); c < end; c = (int) NEXT.getAndAdd(next, t, 1)) {
                     run(c);
                 }
             }
