@@ -55,7 +55,8 @@ final class VectorPacking {
     static void packColumns(float[] x, int off, int kStride, int row0, int rows, int k0, int kc, int w,
                             float[] dst, int dstOff) {
         int full = rows / w, last = full * w, ragged = rows - last;
-        if (w % L == 0) {
+        boolean wholeVectors = w % L == 0;
+        if (wholeVectors) {
             // Whole panels of whole vectors: no masks.
             for (int k = 0; k < kc; k++) {
                 int src = off + row0 + (k0 + k) * kStride, d = dstOff + k * w;
@@ -65,15 +66,15 @@ final class VectorPacking {
                     }
                 }
             }
-            full = 0;
         }
-        // Masked: narrower panels (every panel), and the ragged last one (zero-padded).
+        // Masked: every panel of a width that is not whole vectors, and the ragged last one (zero-padded).
+        int masked = wholeVectors ? 0 : full;
         for (int j = 0; j < w; j += L) {
             VectorMask<Float> room = S.indexInRange(0, Math.min(L, w - j));
             VectorMask<Float> valid = S.indexInRange(0, Math.max(0, Math.min(L, ragged - j)));
             for (int k = 0; k < kc; k++) {
                 int src = off + row0 + j + (k0 + k) * kStride, d = dstOff + k * w + j;
-                for (int p = 0; p < full; p++) {
+                for (int p = 0; p < masked; p++) {
                     FloatVector.fromArray(S, x, src + p * w, room).intoArray(dst, d + p * w * kc, room);
                 }
                 if (ragged > 0) {
