@@ -61,11 +61,12 @@ final class Gemm {
     // The phase in progress: compute tasks of step block `stepBlock` (none if -1), then packing A for the next.
     private int stepBlock, tasks, packAItems;
 
-    /** A thread's packed A block, its packed B panels with the generation each holds, and a tile for ragged edges. */
+    /** A thread's packed A block, its packed B panels, and a tile for ragged edges. */
     private static final class Scratch {
         final float[] a;
         final float[] tile;
         float[] b = new float[0];
+        /** At a part's first panel: the generation whose panels of that part {@code b} holds. */
         final long[] stamp;
 
         Scratch(int mr, int nr, GemmBlocking blocking) {
@@ -268,10 +269,11 @@ final class Gemm {
         boolean load = accumulate || pc > 0;
         if (s.stamp[q0] != held) {
             // B is packed as Bᵀ (its rows are B's columns), all of this part's panels at once. Tasks of
-            // one part cover the same panels, so the thread holds all of them or none.
+            // one part cover the same panels, so the thread holds all of them or none: the part's first
+            // panel stands for them all.
             GemmPacking.pack(simd, b, bOff, bColStride, bRowStride, jc + q0 * nr, Math.min(nc, q1 * nr) - q0 * nr,
                     pc, kc, nr, pb, q0 * nr * kc);
-            java.util.Arrays.fill(s.stamp, q0, q1, held);
+            s.stamp[q0] = held;
         }
         for (int q = q0; q < q1; q++) {
             int j = q * nr;
