@@ -13,6 +13,11 @@ and report the same statistics, from the times of single calls: the fastest (wha
 when the machine leaves it alone) and the median (what a run meets on a shared or virtual machine,
 where neighbours slow some calls down). JMH runs in sample mode for that.
 
+With --paired both sides run in one Java process instead (dev.anvil.bench.blas.PairedSgemm calls
+OpenBLAS through the FFM API), in alternating windows, product by product: a slow spell of the
+machine then falls on both sides alike. Use it for differences of a few percent on a shared or
+virtual machine, whose speed drifts by more than that between the two halves of a plain run.
+
 OpenBLAS runs with as many threads as Anvil (2 by default) and, where the CPU has AVX-512 but
 OpenBLAS does not recognise it (it falls back to SSE kernels on CPUs newer than itself), with
 OPENBLAS_CORETYPE set to its AVX-512 kernels. Debian's numpy links the reference BLAS unless
@@ -21,6 +26,7 @@ OPENBLAS_DIR) and re-runs itself on it, and refuses to compare against anything 
 
 Usage (build first: ./mvnw -q package -DskipTests; run alone on the machine: cpu-exclusive):
     cpu-exclusive /usr/bin/python3 bench/openblas/compare_matmul.py [--threads 2] [--rounds 3] [--shapes 1024x384x1152,...]
+    cpu-exclusive /usr/bin/python3 bench/openblas/compare_matmul.py --paired [--windows 10] [--shapes ...]
 """
 import argparse
 import ctypes
@@ -50,13 +56,14 @@ def loaded_blas():
 
 
 def openblas_core(paths):
-    """OpenBLAS's chosen kernels, its configuration string and the library, or None if no OpenBLAS is loaded."""
+    """OpenBLAS's chosen kernels, its configuration string, the library and its path, or None if no
+    OpenBLAS is loaded."""
     for path in paths:
         try:
             lib = ctypes.CDLL(path)
             lib.openblas_get_corename.restype = ctypes.c_char_p
             lib.openblas_get_config.restype = ctypes.c_char_p
-            return lib.openblas_get_corename().decode(), lib.openblas_get_config().decode(), lib
+            return lib.openblas_get_corename().decode(), lib.openblas_get_config().decode(), lib, path
         except (OSError, AttributeError):
             continue
     return None
@@ -164,6 +171,24 @@ def anvil_gflops(shapes, threads, java, seconds):
     return out
 
 
+def paired_gflops(library, shapes, threads, java, seconds, windows):
+    """Both sides in one Java process, alternating windows (see --paired); returns (OpenBLAS's, Anvil's)
+    {shape: {product: (GFLOP/s of the fastest call, of the median)}}."""
+    if not os.path.exists(JAR):
+        sys.exit("%s is missing: build first (./mvnw -q package -DskipTests)" % JAR)
+    cmd = [java, "--add-modules=jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", "-cp", JAR,
+           "dev.anvil.bench.blas.PairedSgemm", library, str(threads), str(seconds), str(windows), ",".join(shapes)]
+    lines = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout.split("\n")
+    blas, anvil = {}, {}
+    for line in lines:
+        fields = line.split()
+        if len(fields) == 6:
+            shape, product, bf, bm, af, am = fields
+            blas.setdefault(shape, {})[product] = (float(bf), float(bm))
+            anvil.setdefault(shape, {})[product] = (float(af), float(am))
+    return blas, anvil
+
+
 def keep_best(best, rates):
     """Raises best[shape][product] to rates[shape][product] wherever that is higher, statistic by statistic."""
     for shape, products in rates.items():
@@ -180,10 +205,14 @@ def main():
     parser.add_argument("--rounds", type=int, default=1,
                         help="rounds of both sides, one after the other, keeping each side's best per product: "
                              "on a shared or virtual machine one round's ratios can be off by 10%% or more")
+    parser.add_argument("--paired", action="store_true",
+                        help="both sides in one Java process, in alternating windows (OpenBLAS through the FFM API)")
+    parser.add_argument("--windows", type=int, default=10,
+                        help="with --paired: windows per product and side, alternating (default 10)")
     parser.add_argument("--java", default=os.path.join(os.environ.get("JAVA_HOME", "/usr/lib/jvm/temurin-25-jdk-amd64"),
                                                        "bin", "java"))
     args = parser.parse_args()
-    core, config, lib = ensure_openblas(args.threads)
+    core, config, lib, library = ensure_openblas(args.threads)
     shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
     detected = os.environ.get("ANVIL_OPENBLAS_DETECTED")
     print("OpenBLAS: %s; kernels %s%s; %s threads" % (config, core,
@@ -191,8 +220,13 @@ def main():
           os.environ["OPENBLAS_NUM_THREADS"]))
     blas, anvil = {}, {}
     for _ in range(max(1, args.rounds)):
-        keep_best(blas, {s: openblas_gflops(lib, tuple(map(int, s.split("x"))), args.seconds) for s in shapes})
-        keep_best(anvil, anvil_gflops(shapes, args.threads, args.java, args.seconds))
+        if args.paired:
+            rates = paired_gflops(library, shapes, args.threads, args.java, args.seconds, args.windows)
+        else:
+            rates = ({s: openblas_gflops(lib, tuple(map(int, s.split("x"))), args.seconds) for s in shapes},
+                     anvil_gflops(shapes, args.threads, args.java, args.seconds))
+        keep_best(blas, rates[0])
+        keep_best(anvil, rates[1])
     print("%-16s %-8s %21s %21s %15s" % ("", "", "fastest call", "median call", "ratio"))
     print("%-16s %-8s %10s %10s %10s %10s %7s %7s" % ("n x c x oc", "product", "OpenBLAS", "Anvil", "OpenBLAS", "Anvil",
                                                     "fastest", "median"))
@@ -203,8 +237,9 @@ def main():
             ratios = (af / bf, am / bm)
             worst = [r if w is None else min(w, r) for w, r in zip(worst, ratios)]
             print("%-16s %-8s %10.1f %10.1f %10.1f %10.1f %6.2fx %6.2fx" % (s, product, bf, af, bm, am, *ratios))
-    print("GFLOP/s of single calls, each side's best over %d round(s); lowest ratio %.2fx (fastest), %.2fx (median)"
-          % (max(1, args.rounds), *worst))
+    print("GFLOP/s of single calls, each side's best over %d round(s)%s; lowest ratio %.2fx (fastest), %.2fx (median)"
+          % (max(1, args.rounds), ", %d alternating windows a product in one process" % args.windows
+             if args.paired else "", *worst))
 
 
 if __name__ == "__main__":
