@@ -12,14 +12,17 @@ package dev.anvil.kernels.cpu;
  *                      floats) takes half of L2
  * @param sharedAFloats the most floats of packed A shared by all threads (rather than packed again
  *                      for every block of columns): four times L2
+ * @param residentCFloats the most floats of C per thread that stay in the caches from one tile to the
+ *                      next (a thread's L2); a larger C comes from memory, and where its rows lie
+ *                      pages apart {@link Gemm} then runs each task's tiles row by row
  */
-record GemmBlocking(int kc, int mc, int nc, long sharedAFloats) {
+record GemmBlocking(int kc, int mc, int nc, long sharedAFloats, long residentCFloats) {
 
     private static final int MIN_KC = 128;
     private static final int MAX_KC = 512;
 
     GemmBlocking {
-        if (kc <= 0 || mc <= 0 || nc <= 0 || sharedAFloats < 0) {
+        if (kc <= 0 || mc <= 0 || nc <= 0 || sharedAFloats < 0 || residentCFloats < 0) {
             throw new IllegalArgumentException("blocks must be positive, got kc " + kc + ", mc " + mc + ", nc " + nc);
         }
     }
@@ -45,6 +48,6 @@ record GemmBlocking(int kc, int mc, int nc, long sharedAFloats) {
         int kc = (int) Math.clamp(caches.l1() / (Float.BYTES * nr) / 16 * 16, MIN_KC, MAX_KC);
         int mc = (int) Math.max(mr, caches.l2() / 8 / (Float.BYTES * kc) / mr * mr);
         int nc = (int) Math.max(nr, caches.l2() / 2 / (Float.BYTES * kc) / nr * nr);
-        return new GemmBlocking(kc, mc, nc, caches.l2());
+        return new GemmBlocking(kc, mc, nc, caches.l2(), caches.l2() / Float.BYTES);
     }
 }

@@ -30,9 +30,12 @@ class CpuMatmulTest {
             {200, 428, 70}, {70, 33, 428}, {428, 17, 9}, {7, 33, 2100}, {9, 1000, 800},
     };
     private static final String[] KERNELS = {"wide", "vector", "scalar"};
-    /** Blocks of 32 steps, 24 rows and 64 columns, with A shared across column blocks or not. */
-    private static final GemmBlocking SMALL = new GemmBlocking(32, 24, 64, 1 << 20);
-    private static final GemmBlocking SMALL_UNSHARED = new GemmBlocking(32, 24, 64, 0);
+    /**
+     * Blocks of 32 steps, 24 rows and 64 columns: with A shared across column blocks and C taken
+     * as cache-resident (tiles panel by panel), or neither (tiles row by row).
+     */
+    private static final GemmBlocking SMALL = new GemmBlocking(32, 24, 64, 1 << 20, 1 << 20);
+    private static final GemmBlocking SMALL_UNSHARED = new GemmBlocking(32, 24, 64, 0, 0);
 
     static Stream<Arguments> kernelsAndShapes() {
         return Arrays.stream(KERNELS).flatMap(kernel -> Stream.of("small", "unshared", "machine")
@@ -122,7 +125,8 @@ class CpuMatmulTest {
      */
     @Test
     void resultsAreBitIdenticalAcrossThreadCountsBlockingsAndKernels() {
-        int n = 150, c = 500, oc = 260;
+        // Rows of out more than a page apart: the unshared blocking's forward runs its tiles row by row.
+        int n = 150, c = 500, oc = 1030;
         Random rnd = new Random(42);
         CpuBuffer inp = random(rnd, n * c), weight = random(rnd, oc * c), dout = random(rnd, n * oc);
         float[][] first = null;
