@@ -4,7 +4,6 @@ import dev.anvil.kernels.AdamWStep;
 import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -105,23 +104,27 @@ final class CpuAdamW {
             return bound;
         }
 
+        /**
+         * Doubles of the preferred width: a vector of {@link #S} floats widens into two of them. Not a
+         * float species of half the width: a second FloatVector shape in the JVM makes the Vector
+         * API's shared code see two vector classes, and C2 then fails to intrinsify some compiles of
+         * other ops (depending on compile order), which then allocate every vector they touch.
+         */
         private static final VectorSpecies<Double> D = DoubleVector.SPECIES_PREFERRED;
-        /** Floats that widen into one vector of doubles. */
-        private static final VectorSpecies<Float> HALF =
-                VectorSpecies.of(float.class, VectorShape.forBitSize(D.vectorBitSize() / 2));
 
         /**
          * {@code Σ a[i]²} over {@code [start, end)} in double precision: two vectors of partial
-         * sums (lane order fixed, so the result is too), then the tail one by one.
+         * sums, one for each half of a vector of floats (lane order fixed, so the result is too),
+         * then the tail one by one.
          */
         static double sumOfSquares(float[] a, int start, int end) {
-            int step = 2 * HALF.length();
+            int step = S.length();
             DoubleVector s0 = DoubleVector.zero(D), s1 = DoubleVector.zero(D);
             int i = start;
             for (; i + step <= end; i += step) {
-                DoubleVector d0 = (DoubleVector) FloatVector.fromArray(HALF, a, i).convertShape(VectorOperators.F2D, D, 0);
-                DoubleVector d1 = (DoubleVector) FloatVector.fromArray(HALF, a, i + HALF.length())
-                        .convertShape(VectorOperators.F2D, D, 0);
+                FloatVector f = FloatVector.fromArray(S, a, i);
+                DoubleVector d0 = (DoubleVector) f.convertShape(VectorOperators.F2D, D, 0);
+                DoubleVector d1 = (DoubleVector) f.convertShape(VectorOperators.F2D, D, 1);
                 s0 = s0.add(d0.mul(d0));
                 s1 = s1.add(d1.mul(d1));
             }

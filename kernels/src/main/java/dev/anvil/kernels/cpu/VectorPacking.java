@@ -145,14 +145,12 @@ final class VectorPacking {
         // inline the call (as it does once the callee has been compiled on its own), one object per call.
         VectorMask<Float> lanes = S.indexInRange(0, room);
         for (int i = 0; i < T / 2; i++) {
-            FloatVector a = row(from, fromOff, fromStride, i, valid);
-            FloatVector b = row(from, fromOff, fromStride, i + T / 2, valid);
+            // Loaded here, not by a helper returning a vector: one C2 did not inline would box them.
+            FloatVector a = i < valid ? FloatVector.fromArray(S, from, fromOff + i * fromStride) : FloatVector.zero(S);
+            FloatVector b = i + T / 2 < valid ? FloatVector.fromArray(S, from, fromOff + (i + T / 2) * fromStride)
+                    : FloatVector.zero(S);
             ZIP_LO.selectFrom(a, b).intoArray(to, toOff + 2 * i * toStride, lanes);
             ZIP_HI.selectFrom(a, b).intoArray(to, toOff + (2 * i + 1) * toStride, lanes);
         }
-    }
-
-    private static FloatVector row(float[] x, int src, int stride, int r, int valid) {
-        return r < valid ? FloatVector.fromArray(S, x, src + r * stride) : FloatVector.zero(S);
     }
 }
